@@ -40,7 +40,7 @@ class RunConfig:
     clip_weights: str|None = 'openai'  # open_clip tag, a local checkpoint path, or None for random weights
     size_train: tuple = (224, 224)   # (h, w); (256, 128) is CLIP-ReID's choice
     size_test: tuple = (224, 224)
-    stride: int = 16                 # patch-embedding stride (< patch size gives overlapping patches)
+    stride: int|None = None          # patch-embedding stride; None = the patch size (< patch size gives overlapping patches)
     n_id_ctx: int = 4                # M: ID-specific tokens per identity
     n_dm_ctx: int = 1                # N: domain tokens per source dataset
     feat_norm: bool = False          # L2-normalise test features (CLIP-ReID) instead of raw (released code)
@@ -131,6 +131,8 @@ def validate(cfg:RunConfig):
     _check(cfg.triplet_margin is None or cfg.triplet_margin > 0, f"RunConfig.triplet_margin={cfg.triplet_margin}: use None (soft margin) or a positive margin")
     _check(0 <= cfg.split_id < 10, f"RunConfig.split_id={cfg.split_id} must be in 0..9 (ten shipped splits)")
     _check(cfg.n_id_ctx >= 1 and cfg.n_dm_ctx >= 1, "RunConfig.n_id_ctx and n_dm_ctx must be >= 1")
+    _check(cfg.use_domain or not cfg.use_apn, "Switch C (use_apn) needs switch B (use_domain): the apn loss compares with "
+           "the domain-token prompt. Set use_domain=True or use_apn=False (Table IV has no 'C without B' row)")
 
 # %% ../nbs/00_config.ipynb #0000000e
 CODE_VALUES = dict(beta=0.1, apn='cs_released', num_classes='code')

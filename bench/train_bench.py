@@ -1,0 +1,95 @@
+"""Step-time benchmark of the training stages (a script, not a test).
+
+Measures, on one machine in one run:
+  * the bare image-encoder forward+backward (the floor any re-ID training pays),
+  * the initial/final-stage step (encoder + BNNeck + classifiers + every loss of Eq. 9 + Adam),
+  * the ID-token-stage step (text encoder over B prompts + SupCon + GRL domain loss + Adam),
+  * feature extraction (eval forward),
+and prints times, images/s, the final-stage overhead over the bare backbone, peak GPU memory (CUDA), and a projection
+of the full Protocol-1 training time (88,151 images: 3/120/30/60 epochs, batch 128).
+
+  python bench/train_bench.py                                   # CPU, fgdi-mini-vit at 128x64, batch 32
+  python bench/train_bench.py --device cuda --backbone ViT-B-16 --size 224 224 --batch 128 --n-ids 16719
+"""
+import argparse, json, time
+import torch
+from fgdi.config import make_config
+from fgdi.model import build_model
+from fgdi.losses import final_losses, initial_losses, prompt_losses
+from fgdi.train import Trainer, TrainData, Precision, param_groups, image_params
+
+P1_IMAGES, P1_EPOCHS = 88151, dict(initial=3, id_tokens=120, domain_tokens=30, final=60)
+
+def timed(fn, device, repeats):
+    fn(); fn()  # warm-up (allocator, autotuning)
+    if device == 'cuda': torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats): fn()
+    if device == 'cuda': torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / repeats
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--device', default='cpu'); ap.add_argument('--backbone', default='fgdi-mini-vit')
+    ap.add_argument('--size', type=int, nargs=2, default=(128, 64)); ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--n-ids', type=int, default=1000); ap.add_argument('--n-domains', type=int, default=4)
+    ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--precision', default='fp16')
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    cfg = make_config(backbone=a.backbone, clip_weights=None, size_train=tuple(a.size), size_test=tuple(a.size),
+                      batch_size=a.batch, precision=a.precision)
+    model = build_model(cfg, a.n_ids, a.n_domains).to(a.device)
+    prec = Precision(a.device, a.precision)
+    x = torch.randn(a.batch, 3, *a.size, device=a.device)
+    y = torch.arange(a.batch, device=a.device) // 4 % a.n_ids
+    dom = y % a.n_domains
+    opt_img = torch.optim.Adam(param_groups(image_params(model), 5e-6, 1e-4, 1e-5))
+    opt_txt = torch.optim.Adam(param_groups([('id_ctx', model.prompt_learner.id_ctx)], 3.5e-4, 1e-4) +
+                               param_groups(model.dcgrl.named_parameters(), 0.01, 1e-4))
+    with torch.no_grad(): tp = model.text(torch.arange(min(a.n_ids, 512), device=a.device))
+    text_pos = tp.repeat(a.n_ids // len(tp) + 1, 1)[:a.n_ids]; text_neg = text_pos.flip(0)
+    v_cache = torch.randn(a.batch, text_pos.shape[1], device=a.device)
+
+    def bare():
+        model.train()
+        with prec.autocast(): f = model.image_encoder(x)
+        prec.step(f.float().pow(2).mean(), opt_img)
+
+    def final_step():
+        model.train()
+        with prec.autocast(): scores, feats, v = model(x)
+        terms = final_losses([s.float() for s in scores], [f.float() for f in feats], y, v.float(), text_pos, cfg,
+                             t_pos=text_pos[y], t_neg=text_neg[y], text_neg_all=text_neg)
+        prec.step(terms['total'], opt_img)
+
+    def id_token_step():
+        model.train()
+        with prec.autocast():
+            t = model.text(y); logp = model.domain_logits(t, False)
+        terms = prompt_losses(v_cache, t.float(), y, cfg, logprobs=logp.float(), domains=dom)
+        prec.step(terms['total'], opt_txt)
+
+    @torch.no_grad()
+    def extract():
+        model.eval()
+        model(x)
+
+    if a.device == 'cuda': torch.cuda.reset_peak_memory_stats()
+    t = {name: timed(fn, a.device, a.repeats) for name, fn in
+         dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract).items()}
+    out = dict(device=torch.cuda.get_device_name() if a.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)',
+               backbone=a.backbone, size=a.size, batch=a.batch, n_ids=a.n_ids, precision=a.precision if a.device == 'cuda' else 'fp32',
+               seconds_per_step={k: round(v, 4) for k, v in t.items()},
+               images_per_s={k: round(a.batch / v, 1) for k, v in t.items()},
+               final_overhead_vs_bare=round(t['final_step'] / t['bare_backbone'] - 1, 3))
+    if a.device == 'cuda': out['peak_gpu_gib'] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    it_img, it_txt = P1_IMAGES / 128, P1_IMAGES // 128
+    proj = dict(initial=P1_EPOCHS['initial'] * it_img * t['final_step'] * 128 / a.batch,
+                id_tokens=P1_EPOCHS['id_tokens'] * it_txt * t['id_token_step'] * 128 / a.batch,
+                domain_tokens=P1_EPOCHS['domain_tokens'] * it_txt * t['id_token_step'] * 128 / a.batch,
+                final=P1_EPOCHS['final'] * it_img * t['final_step'] * 128 / a.batch,
+                caching=2 * P1_IMAGES / (a.batch / t['extract']))
+    out['protocol1_projection_hours'] = {k: round(v / 3600, 2) for k, v in proj.items()} | {'total': round(sum(proj.values()) / 3600, 2)}
+    print(json.dumps(out, indent=1))
+
+if __name__ == '__main__': main()
