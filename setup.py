@@ -18,7 +18,7 @@ setuptools.setup(
                  f'Intended Audience :: {cfg["audience"]}', f'License :: {lic[1]}',
                  f'Natural Language :: {cfg["language"]}', 'Programming Language :: Python :: 3'],
     url=cfg['git_url'], packages=setuptools.find_packages(include=['fgdi', 'fgdi.*']),
-    include_package_data=True, package_data={'fgdi': ['data/*.json', 'model_configs/*.json']},
+    include_package_data=True, package_data={'fgdi': ['splits/*.json', 'model_configs/*.json']},
     install_requires=requirements, extras_require={'dev': dev_requirements, 'blip': ['transformers']},
     python_requires='>=' + cfg['min_python'], long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown', zip_safe=False,

@@ -11,7 +11,7 @@ import argparse, sys
 # %% ../nbs/14_cli.ipynb #00000005
 def _synth_write(a):
     from fgdi.synth import write_world
-    summary = write_world(a.root, scale=a.scale, seed=a.seed)
+    summary = write_world(a.root, scale=a.scale, seed=a.seed, overwrite=a.overwrite)
     print(f"wrote the {a.scale} synthetic world (seed {a.seed}) to {a.root}")
     return summary
 
@@ -44,7 +44,9 @@ def parser() -> argparse.ArgumentParser:
     synth = sub.add_parser('synth', help='the embedded synthetic person world').add_subparsers(dest='cmd', required=True)
     w = synth.add_parser('write', help='write the nine datasets in their real layouts')
     w.add_argument('root'); w.add_argument('--scale', choices=('mini', 'smoke'), default='mini')
-    w.add_argument('--seed', type=int, default=0); w.set_defaults(fn=_synth_write)
+    w.add_argument('--seed', type=int, default=0)
+    w.add_argument('--overwrite', action='store_true', help="replace an existing world's folders")
+    w.set_defaults(fn=_synth_write)
     data = sub.add_parser('data', help='dataset tools').add_subparsers(dest='cmd', required=True)
     c = data.add_parser('check', help='report which datasets are present and complete')
     c.add_argument('root', nargs='?', default=None, help='data root (default $FGDI_DATA or ./data)')
@@ -63,6 +65,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 def main(argv=None):
-    "Entry point of the `fgdi` command."
+    "Entry point of the `fgdi` command (exit status 0 on success)."
     a = parser().parse_args(argv)
-    return a.fn(a)
+    a.fn(a)

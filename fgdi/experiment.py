@@ -20,7 +20,7 @@ from .pretrain import world_root, ensure_world, small_clip_weights
 
 # %% auto #0
 __all__ = ['MINI', 'SMOKE', 'full_scale_missing', 'resolve_scale', 'at_scale', 'train_data', 'evaluate_targets', 'environment',
-           'banner', 'prepare_scale', 'run', 'run_grid', 'result_table']
+           'banner', 'prepare_scale', 'train_and_evaluate', 'run', 'run_grid', 'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
@@ -129,6 +129,17 @@ def prepare_scale(cfg:RunConfig, progress:bool=True):
     ensure_world(cfg.data_root, cfg.scale)
     if cfg.clip_weights == 'fgdi-mini': small_clip_weights(progress=progress)
 
+def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=True) -> dict:
+    "Train `cfg` (a concrete config) on protocol data `p` in `run_dir` (resuming if possible) and evaluate its targets."
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    seed_everything(cfg.seed)
+    model = build_model(cfg, p.num_classes, p.num_domains, **_weights_kw(cfg))
+    Trainer(cfg, model, train_data(p, cfg), run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
+    log = [json.loads(l) for l in (Path(run_dir)/'log.jsonl').read_text().splitlines()]
+    stage_s = {}
+    for r in log: stage_s[r['stage']] = round(stage_s.get(r['stage'], 0) + r['seconds'], 2)
+    return dict(**log[-1]['eval'], stage_seconds=stage_s)
+
 def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose:bool=True) -> dict:
     "Train and evaluate `cfg` (at its resolved scale), or read the finished result back."
     scale, why = resolve_scale(cfg)
@@ -138,18 +149,11 @@ def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose
     if verbose: print(banner(scale, why, cfg), flush=True)
     _write_json(d/'config.json', config_dict(cfg))
     prepare_scale(cfg, progress)
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     t0 = time.time()
-    p = load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg)
-    seed_everything(cfg.seed)
-    model = build_model(cfg, p.num_classes, p.num_domains, **_weights_kw(cfg))
-    tr = Trainer(cfg, model, train_data(p, cfg), d, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg))
-    tr.fit()
-    log = [json.loads(l) for l in (d/'log.jsonl').read_text().splitlines()]
-    stage_s = {}
-    for r in log: stage_s[r['stage']] = round(stage_s.get(r['stage'], 0) + r['seconds'], 2)
-    result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg), **log[-1]['eval'],
-                  seconds=dict(stages=stage_s, total=round(time.time() - t0, 2)), environment=environment(),
+    res = train_and_evaluate(cfg, load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg), d, device, progress)
+    stages = res.pop('stage_seconds')
+    result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg), **res,
+                  seconds=dict(stages=stages, total=round(time.time() - t0, 2)), environment=environment(),
                   finished=time.strftime('%Y-%m-%d %H:%M:%S'))
     _write_json(d/'result.json', result)
     return result

@@ -58,12 +58,12 @@ def normalise(imgs:torch.Tensor) -> torch.Tensor:
     return F.instance_norm(imgs.float() / 255, eps=1e-5)
 
 # %% ../nbs/10_pretrain.ipynb #0000000b
-PRETRAIN = dict(backbone='fgdi-mini-vit', size=(128, 64), epochs=30, batch_size=128, lr=5e-4, weight_decay=0.1, seed=0,
+PRETRAIN = dict(backbone='fgdi-mini-vit', size=(128, 64), epochs=20, batch_size=128, lr=5e-4, weight_decay=0.1, seed=0,
                 world='mini', world_seed=0)
 
 def _settings_hash(s:dict) -> str: return hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
 
-def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=30, batch_size:int=128, lr:float=5e-4,
+def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=20, batch_size:int=128, lr:float=5e-4,
                   weight_decay:float=0.1, seed:int=0, progress:bool=True, **_):
     "A CLIP of `backbone` trained with `ClipLoss` on the training pairs of `pairs`; returns (model, per-epoch losses)."
     torch.manual_seed(seed)

@@ -15,7 +15,7 @@ from .losses import initial_losses, prompt_losses, final_losses
 # %% auto #0
 __all__ = ['IMAGE_PARTS', 'derive_seed', 'seed_everything', 'prompt_lr', 'image_lr_factor', 'param_groups', 'set_lr', 'Precision',
            'save_checkpoint', 'load_checkpoint', 'TrainData', 'TrainingDiverged', 'Meter', 'check_finite',
-           'image_params', 'Trainer', 'cache_text', 'cache_image_features', 'fit']
+           'image_params', 'Trainer', 'cache_text', 'cache_image_features', 'summary', 'fit']
 
 # %% ../nbs/09_train.ipynb #00000006
 def derive_seed(seed:int, *keys) -> int:
@@ -147,6 +147,11 @@ class Trainer:
 def _batches(it, progress, desc, total=None):
     return tqdm(it, desc=desc, total=total, leave=False, dynamic_ncols=True) if progress else it
 
+def _show(bar, terms:dict, opt):
+    "Put the current loss terms and lr on the progress bar."
+    if hasattr(bar, 'set_postfix'):
+        bar.set_postfix({k: f'{v.item():.3g}' for k, v in terms.items()} | {'lr': f"{opt.param_groups[0]['lr']:.2g}"}, refresh=False)
+
 def _to(device, *ts): return [t.to(device, non_blocking=True) for t in ts]
 
 @torch.no_grad()
@@ -178,7 +183,8 @@ def _image_epoch(self:Trainer, stage:str, epoch:int) -> dict:
     self.image_t += 1
     set_lr(self.opt_image, lambda b: b * image_lr_factor(self.image_t, c.image_milestones, c.image_gamma, c.image_warmup_factor, c.image_warmup_iters))
     self.model.train()
-    for step, (img, pid, _, dom) in enumerate(_batches(self.data.pk_batches(derive_seed(c.seed, stage, epoch)), self.progress, f'{stage} {epoch}')):
+    bar = _batches(self.data.pk_batches(derive_seed(c.seed, stage, epoch)), self.progress, f'{stage} {epoch}')
+    for step, (img, pid, _, dom) in enumerate(bar):
         img, pid = _to(self.device, img, pid)
         with self.precision.autocast(): scores, feats, v = self.model(img)
         scores, feats, v = [s.float() for s in scores], [f.float() for f in feats], v.float()
@@ -186,6 +192,7 @@ def _image_epoch(self:Trainer, stage:str, epoch:int) -> dict:
         else: terms = final_losses(scores, feats, pid, v, self.text_pos, c, t_pos=self.text_pos[pid], t_neg=self.text_neg[pid], text_neg_all=self.text_neg)
         check_finite(terms, stage, epoch, step)
         self.precision.step(terms['total'], self.opt_image)
+        _show(bar, terms, self.opt_image)
         m.add(**{k: v.detach() for k, v in terms.items()}, acc=_accuracy(scores[0] + scores[1], pid))
     return m.means() | {'lr': self.opt_image.param_groups[0]['lr']}
 
@@ -205,7 +212,8 @@ def _prompt_epoch(self:Trainer, stage:str, epoch:int) -> dict:
     set_lr(opt, lambda b: prompt_lr(b, epoch, epochs, c.prompt_warmup_epochs, c.prompt_warmup_lr, c.prompt_lr_min))
     self.model.train()
     feats, pids, doms = self.feats
-    for step, idx in enumerate(_batches(self._cache_order(stage, epoch), self.progress, f'{stage} {epoch}')):
+    bar = _batches(self._cache_order(stage, epoch), self.progress, f'{stage} {epoch}')
+    for step, idx in enumerate(bar):
         v, pid, dom = feats[idx], pids[idx], doms[idx]
         with self.precision.autocast():
             t = self.model.text(pid, dom if domain else None)
@@ -213,6 +221,7 @@ def _prompt_epoch(self:Trainer, stage:str, epoch:int) -> dict:
         terms = prompt_losses(v, t.float(), pid, c, logprobs=None if logp is None else logp.float(), domains=dom)
         check_finite(terms, stage, epoch, step)
         self.precision.step(terms['total'], opt)
+        _show(bar, terms, opt)
         extra = {} if logp is None else {'domain_acc': _accuracy(logp, dom)}
         m.add(**{k: v.detach() for k, v in terms.items()}, **extra)
     return m.means() | {'lr': opt.param_groups[0]['lr']}
@@ -244,6 +253,13 @@ Trainer.log_path = property(lambda self: self.run_dir/'log.jsonl')
 Trainer.ckpt_path = property(lambda self: self.run_dir/'ckpt'/'last.pt')
 
 # %% ../nbs/09_train.ipynb #00000029
+def summary(rec:dict, epochs:int) -> str:
+    "One line per epoch: stage, epoch, loss terms, accuracies, lr, time (and eval mAP/R1 when present)."
+    skip = ('stage', 'epoch', 'seconds', 'eval', 'lr')
+    vals = ' '.join(f'{k} {v:.3f}' for k, v in rec.items() if k not in skip)
+    ev = f" | eval mAP {100 * rec['eval']['average']['mAP']:.1f} R1 {100 * rec['eval']['average']['R1']:.1f}" if 'eval' in rec else ''
+    return f"{rec['stage']:>13} {rec['epoch']:>3}/{epochs}: {vals} lr {rec['lr']:.2g} ({rec['seconds']:.0f} s){ev}"
+
 def _start_stage(self:Trainer, stage:str, fresh:bool):
     if stage in ('id_tokens', 'domain_tokens') and self.feats is None:
         self.feats = cache_image_features(self.model, self.data.cache_batches(), self.precision, self.progress)
@@ -272,6 +288,7 @@ def fit(self:Trainer) -> Trainer:
             if stage == 'final' and self.evaluate and (epoch % self.cfg.eval_period == 0 or epoch == epochs):
                 rec['eval'] = self.evaluate(self.model)
             self._log(rec)
+            if self.progress: tqdm.write(summary(rec, epochs))
             if epoch == epochs or epoch % self.cfg.checkpoint_period == 0: save_checkpoint(self.ckpt_path, self._state(stage, epoch))
     return self
 
