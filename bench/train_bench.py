@@ -20,13 +20,15 @@ from fgdi.train import Trainer, TrainData, Precision, param_groups, image_params
 
 P1_IMAGES, P1_EPOCHS = 88151, dict(initial=3, id_tokens=120, domain_tokens=30, final=60)
 
-def timed(fn, device, repeats):
-    fn(); fn()  # warm-up (allocator, autotuning)
-    if device == 'cuda': torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(repeats): fn()
-    if device == 'cuda': torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / repeats
+def timed_rounds(fns:dict, device, repeats) -> dict:
+    "Median seconds per call of each function, measured in interleaved rounds after two warm-up rounds."
+    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
+    times = {k: [] for k in fns}
+    for r in range(repeats + 2):
+        for k, fn in fns.items():
+            sync(); t0 = time.perf_counter(); fn(); sync()
+            if r >= 2: times[k].append(time.perf_counter() - t0)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,8 +77,7 @@ def main():
         model(x)
 
     if a.device == 'cuda': torch.cuda.reset_peak_memory_stats()
-    t = {name: timed(fn, a.device, a.repeats) for name, fn in
-         dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract).items()}
+    t = timed_rounds(dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract), a.device, a.repeats)
     out = dict(device=torch.cuda.get_device_name() if a.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)',
                backbone=a.backbone, size=a.size, batch=a.batch, n_ids=a.n_ids, precision=a.precision if a.device == 'cuda' else 'fp32',
                seconds_per_step={k: round(v, 4) for k, v in t.items()},

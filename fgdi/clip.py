@@ -169,11 +169,13 @@ def build_clip(backbone:str, weights=None, size:tuple=(224, 224), stride:int|Non
         sd, openai = read_state_dict(path)
         openai = openai or tag_quick
     model = new_clip(backbone, quick_gelu=quick_gelu or openai)
+    native = sd is None or all(v.shape == sd[k].shape for k, v in model.state_dict().items() if 'positional_embedding' in k and k in sd)
+    if not native: adapt_visual(model.visual, size, stride)
     if sd is not None: load_clip_state(model, sd, path)
-    adapt_visual(model.visual, size, stride)
+    if native: adapt_visual(model.visual, size, stride)
     return model.eval()
 
-# %% ../nbs/01_clip.ipynb #00000019
+# %% ../nbs/01_clip.ipynb #0000001b
 def _vit_features(v:VisionTransformer, x):
     x = v._embeds(x)  # patches + class token + position embedding + ln_pre
     *blocks, last = v.transformer.resblocks
