@@ -6,7 +6,7 @@
 __all__ = ['parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #00000003
-import argparse, sys
+import argparse, os, sys
 
 # %% ../nbs/14_cli.ipynb #00000005
 def _synth_write(a):
@@ -26,7 +26,7 @@ def _run(a):
     from fgdi.experiment import run, result_table
     targets = ('M', 'MS', 'C3') if a.target == 'all' else (a.target,)
     kw = {k: v for k, v in dict(beta=a.beta, apn=a.apn, data_root=a.data_root, clip_weights=a.clip_weights,
-                                backbone=a.backbone).items() if v is not None}
+                                backbone=a.backbone, num_workers=a.workers).items() if v is not None}
     results = []
     for t in targets:
         cfg = make_config(a.variant, protocol=a.protocol, target=None if a.protocol == 1 else t, scale=a.scale, seed=a.seed,
@@ -60,11 +60,15 @@ def parser() -> argparse.ArgumentParser:
     for s in 'ABC': r.add_argument(f'--no-{s}', action='store_true', help=f'switch {s} off (Table IV)')
     r.add_argument('--beta', type=float); r.add_argument('--apn', choices=('ed', 'cs', 'cs_released', 'con', 'apnce'))
     r.add_argument('--backbone'); r.add_argument('--clip-weights'); r.add_argument('--data-root')
+    r.add_argument('--workers', type=int, help='data-loader workers at full scale (about the number of CPU cores)')
     r.add_argument('--runs-dir', default='runs')
     r.set_defaults(fn=_run)
     return p
 
 def main(argv=None):
-    "Entry point of the `fgdi` command (exit status 0 on success)."
+    "Entry point of the `fgdi` command: exit status 0 on success, else one line saying what is wrong."
     a = parser().parse_args(argv)
-    a.fn(a)
+    try: a.fn(a)
+    except (ValueError, RuntimeError, OSError) as e:
+        if os.environ.get('FGDI_TRACEBACK'): raise
+        sys.exit(f'fgdi: error: {e}\n(set FGDI_TRACEBACK=1 to see where)')

@@ -16,7 +16,7 @@ from .data import (load_protocol, protocol_name, PROTOCOLS, check, ReidImages, P
 from .eval import evaluate_model, average_metrics
 from .model import build_model
 from .train import Trainer, TrainData, seed_everything
-from .pretrain import world_root, ensure_world, small_clip_weights
+from .pretrain import world_root, ensure_world, small_clip_weights, small_clip_name
 
 # %% auto #0
 __all__ = ['MINI', 'SMOKE', 'full_scale_missing', 'resolve_scale', 'at_scale', 'train_data', 'evaluate_targets', 'environment',
@@ -68,7 +68,7 @@ def at_scale(cfg:RunConfig, scale:str) -> RunConfig:
     d = dict(MINI if scale == 'mini' else SMOKE)
     d |= _shrunk_schedule(d)
     d['data_root'] = str(world_root(scale))
-    if scale == 'mini': d['clip_weights'] = 'fgdi-mini'  # the cached small CLIP (`fgdi.pretrain`), resolved when the model is built
+    if scale == 'mini': d['clip_weights'] = small_clip_name()  # the cached small CLIP (`fgdi.pretrain`), resolved when the model is built
     return replace(cfg, scale=scale, **d)
 
 # %% ../nbs/11_experiment.ipynb #0000000b
@@ -127,7 +127,7 @@ def prepare_scale(cfg:RunConfig, progress:bool=True):
     "Write the synthetic world and pretrain the small CLIP that `cfg` (at mini/smoke scale) needs, if not cached."
     if cfg.scale == 'full': return
     ensure_world(cfg.data_root, cfg.scale)
-    if cfg.clip_weights == 'fgdi-mini': small_clip_weights(progress=progress)
+    if cfg.clip_weights == small_clip_name(): small_clip_weights(progress=progress)
 
 def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=True) -> dict:
     "Train `cfg` (a concrete config) on protocol data `p` in `run_dir` (resuming if possible) and evaluate its targets."
@@ -159,7 +159,7 @@ def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose
     return result
 
 def _weights_kw(cfg:RunConfig) -> dict:
-    return dict(weights=str(small_clip_weights())) if cfg.clip_weights == 'fgdi-mini' else {}
+    return dict(weights=str(small_clip_weights())) if cfg.clip_weights == small_clip_name() else {}
 
 def run_grid(cfgs, seeds=(1,), **kw) -> list:
     "`run` every config with every seed (finished runs are read back)."

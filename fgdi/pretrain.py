@@ -17,7 +17,7 @@ from .synth import write_world
 
 # %% auto #0
 __all__ = ['PRETRAIN', 'ZERO_SHOT', 'world_root', 'ensure_world', 'load_pairs', 'tokenize', 'normalise', 'pretrain_clip',
-           'zero_shot_report', 'small_clip_weights']
+           'zero_shot_report', 'small_clip_name', 'small_clip_weights']
 
 # %% ../nbs/10_pretrain.ipynb #00000006
 def world_root(scale:str='mini', seed:int=0) -> Path:
@@ -58,12 +58,12 @@ def normalise(imgs:torch.Tensor) -> torch.Tensor:
     return F.instance_norm(imgs.float() / 255, eps=1e-5)
 
 # %% ../nbs/10_pretrain.ipynb #0000000b
-PRETRAIN = dict(backbone='fgdi-mini-vit', size=(128, 64), epochs=20, batch_size=128, lr=5e-4, weight_decay=0.1, seed=0,
+PRETRAIN = dict(backbone='fgdi-mini-vit', size=(128, 64), epochs=10, batch_size=128, lr=5e-4, weight_decay=0.1, seed=0,
                 world='mini', world_seed=0)
 
 def _settings_hash(s:dict) -> str: return hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
 
-def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=20, batch_size:int=128, lr:float=5e-4,
+def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=10, batch_size:int=128, lr:float=5e-4,
                   weight_decay:float=0.1, seed:int=0, progress:bool=True, **_):
     "A CLIP of `backbone` trained with `ClipLoss` on the training pairs of `pairs`; returns (model, per-epoch losses)."
     torch.manual_seed(seed)
@@ -111,10 +111,15 @@ def zero_shot_report(model, pairs:dict) -> dict:
     return report
 
 # %% ../nbs/10_pretrain.ipynb #0000000f
+def small_clip_name(settings:dict|None=None) -> str:
+    "Name of the small CLIP pretrained with `settings` (default `PRETRAIN`): backbone and a digest of the settings."
+    s = {**PRETRAIN, **(settings or {})}
+    return f"{s['backbone']}-{_settings_hash(s)}"
+
 def small_clip_weights(settings:dict|None=None, progress:bool=True) -> Path:
     "Path of the cached small CLIP for `settings` (default `PRETRAIN`), pretrained now if missing."
     s = {**PRETRAIN, **(settings or {})}
-    path = cache_dir()/'clip'/f"{s['backbone']}-{_settings_hash(s)}.pt"
+    path = cache_dir()/'clip'/f'{small_clip_name(s)}.pt'
     if path.exists(): return path
     root = ensure_world(world_root(s['world'], s['world_seed']), s['world'], s['world_seed'])
     pairs = load_pairs(root, s['size'])
