@@ -5,7 +5,7 @@
 # %% ../nbs/00_config.ipynb #00000003
 from __future__ import annotations
 import hashlib, json
-from dataclasses import dataclass, field, fields, asdict, replace
+from dataclasses import dataclass, field, fields, asdict
 
 # %% auto #0
 __all__ = ['VARIANTS', 'SCALES', 'PROTOCOLS', 'TARGETS', 'BACKBONES', 'APN_KINDS', 'STAGES', 'PRECISIONS', 'TRANSFORMS',

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
-from .config import RunConfig, make_config, config_hash, config_dict, data_root
+from .config import RunConfig, config_hash, config_dict, data_root
 from .clip import weights_file
 from .data import (load_protocol, protocol_name, PROTOCOLS, check, ReidImages, PKSampler, build_transforms,
                        test_loader, target_splits)

@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from pathlib import Path
 import numpy as np, torch
 from tqdm.auto import tqdm
-from .config import RunConfig, STAGES, config_dict
+from .config import RunConfig
 from .losses import initial_losses, prompt_losses, final_losses
 
 # %% auto #0
