@@ -134,11 +134,12 @@ def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=Tru
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     seed_everything(cfg.seed)
     model = build_model(cfg, p.num_classes, p.num_domains, **_weights_kw(cfg))
-    Trainer(cfg, model, train_data(p, cfg), run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
-    log = [json.loads(l) for l in (Path(run_dir)/'log.jsonl').read_text().splitlines()]
+    tr = Trainer(cfg, model, train_data(p, cfg), run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
+    log = [json.loads(l) for l in tr.log_path.read_text().splitlines()] if tr.log_path.exists() else []
     stage_s = {}
     for r in log: stage_s[r['stage']] = round(stage_s.get(r['stage'], 0) + r['seconds'], 2)
-    return dict(**log[-1]['eval'], stage_seconds=stage_s)
+    final_eval = log[-1].get('eval') if log else None  # the final stage evaluates after its last epoch
+    return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s)
 
 def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose:bool=True) -> dict:
     "Train and evaluate `cfg` (at its resolved scale), or read the finished result back."
