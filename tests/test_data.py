@@ -191,7 +191,6 @@ def test_pk_sampler_at_scale():
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
-    if not importlib.util.find_spec('fgdi.synth'): pytest.skip('fgdi.synth is not exported yet (nbs/06_synth.ipynb)')
     from fgdi.synth import write_world
     root = tmp_path_factory.mktemp('world')
     write_world(root, scale='smoke', seed=0)

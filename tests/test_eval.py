@@ -1,5 +1,5 @@
 "The chunked evaluator must reproduce the released `eval_func` (and k-reciprocal re-ranking) on hard random problems."
-import math, warnings
+import math
 import numpy as np, pytest, torch
 from scipy import stats
 from fgdi.eval import (evaluate, evaluate_distmat, reference_eval_func, pairwise_distances, random_problem,

@@ -1,7 +1,6 @@
 "CLIP loading (files, TorchScript, tags), image-tower adaptation, the prompt splice and the re-ID model, on random weights."
-import math, time, warnings
+import time, warnings
 import open_clip, pytest, torch
-import torch.nn.functional as F
 import fgdi.clip as fc
 from fgdi.clip import (build_clip, new_clip, image_features, feature_dims, resize_pos_embed, read_state_dict,
                        weights_file, is_torchscript)

@@ -1,7 +1,6 @@
 "The synthetic world: real layouts and names, counts equal to `expected_counts`, determinism, side files."
 import hashlib, json, re
 from pathlib import Path
-import numpy as np
 import pytest
 import scipy.io
 from fgdi.synth import write_world, expected_counts, plan_world, FOLDERS, DATASETS, DISTRACTOR
