@@ -19,8 +19,8 @@ from .train import Trainer, TrainData, seed_everything
 from .pretrain import world_root, ensure_world, small_clip_weights, small_clip_name
 
 # %% auto #0
-__all__ = ['MINI', 'SMOKE', 'full_scale_missing', 'resolve_scale', 'at_scale', 'train_data', 'evaluate_targets', 'environment',
-           'banner', 'prepare_scale', 'train_and_evaluate', 'run', 'run_grid', 'result_table']
+__all__ = ['MINI', 'SMOKE', 'EPOCHS', 'full_scale_missing', 'resolve_scale', 'at_scale', 'train_data', 'evaluate_targets',
+           'environment', 'banner', 'prepare_scale', 'train_and_evaluate', 'run', 'run_grid', 'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
@@ -62,10 +62,18 @@ def _shrunk_schedule(d:dict) -> dict:
     return dict(image_warmup_iters=max(1, round(10 * f)), image_milestones=(max(1, round(30 * f)), max(2, round(50 * f))),
                 prompt_warmup_epochs=max(1, round(5 * p)))
 
+EPOCHS = ('epochs_initial', 'epochs_id_tokens', 'epochs_domain_tokens', 'epochs_final')
+
+def _shrunk_epochs(cfg:RunConfig, preset:dict) -> dict:
+    "`cfg`'s epochs per stage, scaled by the preset's ratio to the paper's default plan (0 stays 0, else at least 1)."
+    paper = RunConfig()
+    return {k: max(1, round(getattr(cfg, k) * preset[k] / getattr(paper, k))) if getattr(cfg, k) else 0 for k in EPOCHS}
+
 def at_scale(cfg:RunConfig, scale:str) -> RunConfig:
     "The concrete config that runs `cfg` at `scale` (`full` keeps it as is)."
     if scale == 'full': return replace(cfg, scale='full')
-    d = dict(MINI if scale == 'mini' else SMOKE)
+    preset = MINI if scale == 'mini' else SMOKE
+    d = preset | _shrunk_epochs(cfg, preset)
     d |= _shrunk_schedule(d)
     d['data_root'] = str(world_root(scale))
     if scale == 'mini': d['clip_weights'] = small_clip_name()  # the cached small CLIP (`fgdi.pretrain`), resolved when the model is built
