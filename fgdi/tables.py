@@ -11,8 +11,9 @@ import fgdi
 from .eval import mean_ci, SCALAR_METRICS
 
 # %% auto #0
-__all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'papers_dir', 'paper_table', 'ours_frame', 'with_average', 'with_ci', 'ci_text',
-           'ci_bounds', 'side_by_side', 'style', 'output_dir', 'save_csv', 'check_param', 'parse_seeds']
+__all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'SOURCES', 'papers_dir', 'paper_table', 'ours_frame', 'with_average', 'with_ci',
+           'ci_text', 'ci_bounds', 'side_by_side', 'paper_layout', 'style', 'output_dir', 'save_csv', 'check_param',
+           'parse_seeds']
 
 # %% ../nbs/12_tables.ipynb #00000006
 PAPER_COLUMNS = ['table', 'protocol', 'setting', 'method', 'target', 'metric', 'value', 'ci_low', 'ci_high', 'source', 'note']
@@ -73,7 +74,7 @@ def with_ci(frame:pd.DataFrame, conf:float=0.95) -> pd.DataFrame:
 
 def ci_text(low, high, n, digits:int=1) -> str:
     "'low–high', or 'n=1' where one seed gives no interval."
-    return f'n={n}' if n < 2 or math.isnan(low) else f'{low:.{digits}f}–{high:.{digits}f}'
+    return f'n={int(n)}' if n < 2 or math.isnan(low) else f'{low:.{digits}f}–{high:.{digits}f}'
 
 def ci_bounds(values, conf:float=0.95) -> tuple:
     "`(low, high)` of the t-interval of `values` (NaN for one value): an `errorbar=` for seaborn."
@@ -91,6 +92,22 @@ def side_by_side(paper:pd.DataFrame, ours:pd.DataFrame, on=('protocol', 'setting
     return df.assign(ours_ci=ci, delta=df.ours - df.value)
 
 # %% ../nbs/12_tables.ipynb #00000015
+SOURCES = {'paper': 'paper', 'readme-figure': 'paper, README figure'}
+
+def paper_layout(side:pd.DataFrame, scale:str) -> pd.DataFrame:
+    "Methods × (target, metric) as the paper prints them: paper rows (quoted ones †), then ours at `scale` and Δ rows."
+    cols = list(dict.fromkeys(zip(side.target, side.metric)))
+    mark = {m: f'{m} †' if q else f'{m} ({SOURCES.get(s, s)})' for m, q, s in zip(side.method, side.quoted, side.source)}
+    ours = side.dropna(subset=['ours'])
+    rows = [side.assign(row=side.method.map(mark)),
+            ours.assign(row=ours.row + f' [fgdi, {scale}]', value=ours.ours),
+            ours.assign(row='Δ ' + ours.row + ' − paper ' + ours.method, value=ours.delta)]
+    wide = pd.concat(rows).pivot_table(index='row', columns=['target', 'metric'], values='value', sort=False)
+    wide = wide.reindex(columns=pd.MultiIndex.from_tuples(cols))
+    wide.columns = [f'{t} {m}' for t, m in wide.columns]
+    return wide.rename_axis('method').reset_index()
+
+# %% ../nbs/12_tables.ipynb #00000018
 def style(df:pd.DataFrame, digits:int=1):
     "A pandas Styler for reading: floats to `digits` decimals, '–' for missing, no index, `delta` green/red."
     floats = df.select_dtypes('float').columns
@@ -110,7 +127,7 @@ def save_csv(df:pd.DataFrame, out_dir, name:str) -> Path:
     df.to_csv(p, index=False)
     return p
 
-# %% ../nbs/12_tables.ipynb #00000018
+# %% ../nbs/12_tables.ipynb #0000001b
 def check_param(name:str, value, allowed, why:str=''):
     "Raise `ValueError` naming the parameter `name` unless `value` is one of `allowed` (`why` explains the rule)."
     if value not in allowed:
