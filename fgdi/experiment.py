@@ -70,8 +70,9 @@ def _shrunk_epochs(cfg:RunConfig, preset:dict) -> dict:
     return {k: max(1, round(getattr(cfg, k) * preset[k] / getattr(paper, k))) if getattr(cfg, k) else 0 for k in EPOCHS}
 
 def at_scale(cfg:RunConfig, scale:str) -> RunConfig:
-    "The concrete config that runs `cfg` at `scale` (`full` keeps it as is)."
+    "The concrete config that runs `cfg` at `scale` (`full` keeps it as is; a config already made concrete is kept too)."
     if scale == 'full': return replace(cfg, scale='full')
+    if cfg.scale == scale and cfg.data_root == str(world_root(scale)): return cfg  # already concrete: shrink once only
     preset = MINI if scale == 'mini' else SMOKE
     d = preset | _shrunk_epochs(cfg, preset)
     d |= _shrunk_schedule(d)
