@@ -5,6 +5,7 @@ Measures, on one machine in one run:
   * the initial/final-stage step (encoder + BNNeck + classifiers + every loss of Eq. 9 + Adam),
   * the ID-token-stage step (text encoder over B prompts + SupCon + GRL domain loss + Adam),
   * feature extraction (eval forward),
+  * the text tower over B prompts up to the end-of-text token (what fgdi runs) and over the whole context,
 and prints times, images/s, the final-stage overhead over the bare backbone, peak GPU memory (CUDA), and a projection
 of the full Protocol-1 training time (88,151 images: 3/120/30/60 epochs, batch 128).
 
@@ -71,18 +72,27 @@ def main():
         terms = prompt_losses(v_cache, t.float(), y, cfg, logprobs=logp.float(), domains=dom)
         prec.step(terms['total'], opt_txt)
 
+    def text_step(full_context:bool):
+        "Text tower forward+backward over B prompts: up to the end-of-text token (what fgdi runs) or the whole context."
+        prompts, eot = model.prompt_learner(y), model.prompt_learner.eot_index()
+        read = torch.full_like(y, prompts.shape[1] - 1) if full_context else eot  # reading the last position forces all of it
+        with prec.autocast(): t = model.text_encoder(prompts, read)
+        t.float().pow(2).mean().backward(); model.zero_grad(set_to_none=True)
+
     @torch.no_grad()
     def extract():
         model.eval()
         model(x)
 
     if a.device == 'cuda': torch.cuda.reset_peak_memory_stats()
-    t = timed_rounds(dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract), a.device, a.repeats)
+    t = timed_rounds(dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract,
+                          text_to_eot=lambda: text_step(False), text_full_context=lambda: text_step(True)), a.device, a.repeats)
     out = dict(device=torch.cuda.get_device_name() if a.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)',
                backbone=a.backbone, size=a.size, batch=a.batch, n_ids=a.n_ids, precision=a.precision if a.device == 'cuda' else 'fp32',
                seconds_per_step={k: round(v, 4) for k, v in t.items()},
                images_per_s={k: round(a.batch / v, 1) for k, v in t.items()},
-               final_overhead_vs_bare=round(t['final_step'] / t['bare_backbone'] - 1, 3))
+               final_overhead_vs_bare=round(t['final_step'] / t['bare_backbone'] - 1, 3),
+               text_full_context_vs_to_eot=round(t['text_full_context'] / t['text_to_eot'], 2))
     if a.device == 'cuda': out['peak_gpu_gib'] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     it_img, it_txt = P1_IMAGES / 128, P1_IMAGES // 128
     proj = dict(initial=P1_EPOCHS['initial'] * it_img * t['final_step'] * 128 / a.batch,

@@ -8,16 +8,17 @@ import hashlib, json
 from dataclasses import dataclass, field, fields, asdict
 
 # %% auto #0
-__all__ = ['VARIANTS', 'SCALES', 'PROTOCOLS', 'TARGETS', 'BACKBONES', 'APN_KINDS', 'STAGES', 'PRECISIONS', 'TRANSFORMS',
-           'NUM_CLASSES', 'CODE_VALUES', 'RunConfig', 'validate', 'make_config', 'config_dict', 'config_hash',
-           'config_from_dict', 'data_root', 'cache_dir']
+__all__ = ['VARIANTS', 'SCALES', 'PROTOCOLS', 'TARGETS', 'BLIP_BACKBONES', 'BACKBONES', 'APN_KINDS', 'STAGES', 'PRECISIONS',
+           'TRANSFORMS', 'NUM_CLASSES', 'CODE_VALUES', 'RunConfig', 'validate', 'make_config', 'config_dict',
+           'config_hash', 'config_from_dict', 'data_root', 'cache_dir']
 
 # %% ../nbs/00_config.ipynb #00000006
 VARIANTS = ('paper', 'code')
 SCALES = ('full', 'mini', 'smoke', 'auto')
 PROTOCOLS = (1, 2, 3)
 TARGETS = ('M', 'MS', 'C3')
-BACKBONES = ('ViT-B-16', 'ViT-B-32', 'RN50', 'RN101', 'fgdi-tiny-vit', 'fgdi-tiny-rn', 'fgdi-mini-vit')
+BLIP_BACKBONES = ('BLIP-B-16', 'fgdi-tiny-blip', 'fgdi-mini-blip')  # built by fgdi.blip (the `blip` extra: transformers)
+BACKBONES = ('ViT-B-16', 'ViT-B-32', 'RN50', 'RN101', 'fgdi-tiny-vit', 'fgdi-tiny-rn', 'fgdi-mini-vit', 'fgdi-mini-vit32', 'fgdi-mini-rn50', 'fgdi-mini-rn101') + BLIP_BACKBONES
 APN_KINDS = ('ed', 'cs', 'cs_released', 'con', 'apnce')
 STAGES = ('initial', 'id_tokens', 'domain_tokens', 'final')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -37,7 +38,7 @@ class RunConfig:
     seed: int = 1
     # model
     backbone: str = 'ViT-B-16'
-    clip_weights: str|None = 'openai'  # open_clip tag, a local checkpoint path, or None for random weights
+    clip_weights: str|None = 'openai'  # open_clip tag, a local checkpoint path, or None for random weights (BLIP: a folder or HF repo id)
     size_train: tuple = (224, 224)   # (h, w); (256, 128) is CLIP-ReID's choice
     size_test: tuple = (224, 224)
     stride: int|None = None          # patch-embedding stride; None = the patch size (< patch size gives overlapping patches)
@@ -48,6 +49,8 @@ class RunConfig:
     use_initial: bool = True         # A: the initial (image-encoder warm-up) stage
     use_domain: bool = True          # B: GRL + domain tokens (bidirectional guidance)
     use_apn: bool = True             # C: the apn loss in the final stage
+    use_text: bool = True            # False: no prompts, no text; the image encoder is fine-tuned with ID + triplet
+                                     # losses only (Table VI's 'ViT-B w/ C'); needs B and C off
     # schedule (epochs per stage, batch)
     epochs_initial: int = 3
     epochs_id_tokens: int = 120
@@ -133,6 +136,8 @@ def validate(cfg:RunConfig):
     _check(cfg.n_id_ctx >= 1 and cfg.n_dm_ctx >= 1, "RunConfig.n_id_ctx and n_dm_ctx must be >= 1")
     _check(cfg.use_domain or not cfg.use_apn, "Switch C (use_apn) needs switch B (use_domain): the apn loss compares with "
            "the domain-token prompt. Set use_domain=True or use_apn=False (Table IV has no 'C without B' row)")
+    _check(cfg.use_text or not (cfg.use_domain or cfg.use_apn), "use_text=False fine-tunes the image encoder without any text, "
+           "so it cannot use switch B or C: set use_domain=False and use_apn=False")
 
 # %% ../nbs/00_config.ipynb #0000000e
 CODE_VALUES = dict(beta=0.1, apn='cs_released', num_classes='code')

@@ -4,12 +4,12 @@
 
 # %% ../nbs/11_experiment.ipynb #00000003
 from __future__ import annotations
-import json, os, platform, time, socket
+import json, math, os, platform, shutil, time, socket
 from dataclasses import replace
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
-from .config import RunConfig, config_hash, config_dict, data_root
+from .config import RunConfig, BLIP_BACKBONES, config_hash, config_dict, data_root
 from .clip import weights_file
 from .data import (load_protocol, protocol_name, PROTOCOLS, check, ReidImages, PKSampler, build_transforms,
                        test_loader, target_splits)
@@ -19,8 +19,10 @@ from .train import Trainer, TrainData, seed_everything
 from .pretrain import world_root, ensure_world, small_clip_weights, small_clip_name
 
 # %% auto #0
-__all__ = ['MINI', 'SMOKE', 'EPOCHS', 'full_scale_missing', 'resolve_scale', 'at_scale', 'train_data', 'evaluate_targets',
-           'environment', 'banner', 'prepare_scale', 'train_and_evaluate', 'run', 'run_grid', 'result_table']
+__all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'FINAL_ONLY', 'full_scale_missing', 'resolve_scale', 'small_backbone',
+           'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'environment', 'banner',
+           'prepare_scale', 'stages_key', 'share_stages', 'train_and_evaluate', 'run', 'clip_weights_kw', 'run_grid',
+           'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
@@ -31,14 +33,18 @@ def full_scale_missing(cfg:RunConfig) -> list:
     "What `full` scale lacks for `cfg`: a GPU, datasets, CLIP weights (empty if nothing)."
     missing = [] if torch.cuda.is_available() else ['a CUDA GPU (torch.cuda.is_available() is False)']
     rows = {r.name: r for r in check(cfg.data_root)}
-    for name in sorted(_needed_datasets(cfg)):
-        r = rows.get(name)
-        if r is None or r.status != 'found': missing.append(f"dataset {name} under {data_root(cfg.data_root)} (run `fgdi data check` for the fix)")
+    absent = [n for n in sorted(_needed_datasets(cfg)) if n not in rows or rows[n].status != 'found']
+    if absent: missing.append(f"datasets {', '.join(absent)} under {data_root(cfg.data_root)} (`fgdi data check` says how to fix it)")
     if cfg.clip_weights is None: missing.append('CLIP weights (clip_weights is None)')
     else:
-        try: weights_file(cfg.backbone, cfg.clip_weights)
-        except Exception as e: missing.append(f'CLIP weights {cfg.clip_weights!r} for {cfg.backbone} ({e})')
+        try: _weights_present(cfg)
+        except Exception as e: missing.append(f'weights {cfg.clip_weights!r} for {cfg.backbone} ({e})')
     return missing
+
+def _weights_present(cfg:RunConfig):
+    if cfg.backbone not in BLIP_BACKBONES: return weights_file(cfg.backbone, cfg.clip_weights)
+    from fgdi.blip import blip_weights_file  # the `blip` extra (transformers), imported only for a BLIP backbone
+    return blip_weights_file(cfg.clip_weights)
 
 def resolve_scale(cfg:RunConfig) -> tuple[str, str]:
     "The scale to run (`full`, `mini` or `smoke`) and why."
@@ -51,16 +57,33 @@ def resolve_scale(cfg:RunConfig) -> tuple[str, str]:
     return 'full', 'auto chose full: GPU, data and CLIP weights are present'
 
 # %% ../nbs/11_experiment.ipynb #00000008
-MINI = dict(backbone='fgdi-mini-vit', size_train=(128, 64), size_test=(128, 64), batch_size=32, epochs_initial=1,
-            epochs_id_tokens=12, epochs_domain_tokens=4, epochs_final=6, lr_image=5e-5, lr_image_bias=1e-4, num_workers=2)
-SMOKE = dict(backbone='fgdi-tiny-vit', clip_weights=None, size_train=(64, 32), size_test=(64, 32), batch_size=16,
+MINI = dict(size_train=(128, 64), size_test=(128, 64), batch_size=32, epochs_initial=1, epochs_id_tokens=6,
+            epochs_domain_tokens=2, epochs_final=3, lr_image=5e-5, lr_image_bias=1e-4, num_workers=0)
+SMOKE = dict(clip_weights=None, size_train=(64, 32), size_test=(64, 32), batch_size=16,
              epochs_initial=1, epochs_id_tokens=1, epochs_domain_tokens=1, epochs_final=1, num_workers=0)
+SMALL_BACKBONES = {  # the paper's backbone -> its stand-in at mini and at smoke scale
+    'ViT-B-16': ('fgdi-mini-vit', 'fgdi-tiny-vit'), 'ViT-B-32': ('fgdi-mini-vit32', 'fgdi-tiny-vit'),
+    'RN50': ('fgdi-mini-rn50', 'fgdi-tiny-rn'), 'RN101': ('fgdi-mini-rn101', 'fgdi-tiny-rn'),
+    'BLIP-B-16': ('fgdi-mini-blip', 'fgdi-tiny-blip')}
+
+def small_backbone(backbone:str, scale:str) -> str:
+    "The small stand-in of `backbone` at `scale` ('mini' or 'smoke'); a small backbone stands for itself."
+    pair = SMALL_BACKBONES.get(backbone)
+    return backbone if pair is None else pair[scale == 'smoke']
+
+def small_clip_settings(cfg:RunConfig) -> dict|None:
+    "Pretraining settings of the small CLIP a mini config uses (None for other configs: smoke and BLIP are random)."
+    if cfg.scale != 'mini' or cfg.backbone in BLIP_BACKBONES: return None
+    return {'backbone': cfg.backbone}
 
 def _shrunk_schedule(d:dict) -> dict:
     "Warm-ups and milestones of the paper's schedules scaled to the epochs in `d`."
-    f, p = d['epochs_final'] / 60, d['epochs_id_tokens'] / 120
-    return dict(image_warmup_iters=max(1, round(10 * f)), image_milestones=(max(1, round(30 * f)), max(2, round(50 * f))),
-                prompt_warmup_epochs=max(1, round(5 * p)))
+    paper = RunConfig()
+    def milestone(m):  # the image lr decays in the same final-stage epoch, in proportion, as in the paper's plan
+        return d['epochs_initial'] + math.ceil((m - paper.epochs_initial) / paper.epochs_final * d['epochs_final'])
+    return dict(image_warmup_iters=max(1, round(paper.image_warmup_iters * d['epochs_final'] / paper.epochs_final)),
+                image_milestones=tuple(milestone(m) for m in paper.image_milestones),
+                prompt_warmup_epochs=max(1, round(paper.prompt_warmup_epochs * d['epochs_id_tokens'] / paper.epochs_id_tokens)))
 
 EPOCHS = ('epochs_initial', 'epochs_id_tokens', 'epochs_domain_tokens', 'epochs_final')
 
@@ -76,9 +99,10 @@ def at_scale(cfg:RunConfig, scale:str) -> RunConfig:
     preset = MINI if scale == 'mini' else SMOKE
     d = preset | _shrunk_epochs(cfg, preset)
     d |= _shrunk_schedule(d)
-    d['data_root'] = str(world_root(scale))
-    if scale == 'mini': d['clip_weights'] = small_clip_name()  # the cached small CLIP (`fgdi.pretrain`), resolved when the model is built
-    return replace(cfg, scale=scale, **d)
+    d |= dict(data_root=str(world_root(scale)), backbone=small_backbone(cfg.backbone, scale))
+    small = replace(cfg, scale=scale, **d)
+    settings = small_clip_settings(small)  # mini: the cached small CLIP (`fgdi.pretrain`), resolved when the model is built
+    return replace(small, clip_weights=None if settings is None else small_clip_name(settings))
 
 # %% ../nbs/11_experiment.ipynb #0000000b
 def _seed_worker(worker_id):
@@ -136,19 +160,48 @@ def prepare_scale(cfg:RunConfig, progress:bool=True):
     "Write the synthetic world and pretrain the small CLIP that `cfg` (at mini/smoke scale) needs, if not cached."
     if cfg.scale == 'full': return
     ensure_world(cfg.data_root, cfg.scale)
-    if cfg.clip_weights == small_clip_name(): small_clip_weights(progress=progress)
+    clip_weights_kw(cfg, progress)
+
+FINAL_ONLY = dict(use_apn=False, apn='ed', beta=0.3, apn_margin=0.3, epochs_final=1)
+
+def stages_key(cfg:RunConfig) -> str:
+    "Hash of everything the stages before `final` depend on: `cfg` with its final-stage-only settings set aside."
+    return config_hash(replace(cfg, **FINAL_ONLY))
+
+def _link(src:Path, dst:Path):
+    "`dst` becomes `src` atomically: a hard link (no second copy of a large checkpoint), else a copy."
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + '.tmp'); tmp.unlink(missing_ok=True)
+    try: os.link(src, tmp)
+    except OSError: shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+def share_stages(cfg:RunConfig, model, data:TrainData, run_dir, device='cpu', progress:bool=True) -> Path|None:
+    "Give `run_dir` the stages before `final`, trained once in `<runs>/_stages/<stages_key>/` for all configs sharing them."
+    run_dir = Path(run_dir)
+    tr = Trainer(cfg, model, data, run_dir.parent/'_stages'/stages_key(cfg), device, progress)
+    shared, plan = tr.run_dir, tr.plan()
+    if len(plan) < 2: return None  # a final stage alone: nothing to share
+    if (run_dir/'ckpt'/'last.pt').exists(): return shared  # the run has progress of its own: it resumes from that
+    if not (shared/'done').exists(): tr.fit(until=plan[-2][0]); (shared/'done').touch()
+    print(f"fgdi: the stages before 'final' are kept in {shared} for every run that differs only in the final stage")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shared/'log.jsonl', run_dir/'log.jsonl')  # a copy: the run appends to its log
+    _link(shared/'ckpt'/'last.pt', run_dir/'ckpt'/'last.pt')   # checkpoints are replaced, never written in place
+    return shared
 
 def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=True) -> dict:
     "Train `cfg` (a concrete config) on protocol data `p` in `run_dir` (resuming if possible) and evaluate its targets."
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     seed_everything(cfg.seed)
-    model = build_model(cfg, p.num_classes, p.num_domains, **_weights_kw(cfg))
-    tr = Trainer(cfg, model, train_data(p, cfg), run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
-    log = [json.loads(l) for l in tr.log_path.read_text().splitlines()] if tr.log_path.exists() else []
+    model, data = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg)), train_data(p, cfg)
+    shared = share_stages(cfg, model, data, run_dir, device, progress)
+    tr = Trainer(cfg, model, data, run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
+    log = [json.loads(l) for l in tr.log_path.read_text().splitlines()]
     stage_s = {}
     for r in log: stage_s[r['stage']] = round(stage_s.get(r['stage'], 0) + r['seconds'], 2)
-    final_eval = log[-1].get('eval') if log else None  # the final stage evaluates after its last epoch
-    return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s)
+    final_eval = log[-1].get('eval')  # the final stage evaluates after its last epoch
+    return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s, shared_stages=shared and shared.name)
 
 def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose:bool=True) -> dict:
     "Train and evaluate `cfg` (at its resolved scale), or read the finished result back."
@@ -168,8 +221,11 @@ def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose
     _write_json(d/'result.json', result)
     return result
 
-def _weights_kw(cfg:RunConfig) -> dict:
-    return dict(weights=str(small_clip_weights())) if cfg.clip_weights == small_clip_name() else {}
+def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
+    "Keyword arguments of `build_model` that point a mini-scale config at its cached small CLIP (pretrained if missing)."
+    settings = small_clip_settings(cfg)
+    if settings is None or cfg.clip_weights != small_clip_name(settings): return {}
+    return dict(weights=str(small_clip_weights(settings, progress=progress)))
 
 def run_grid(cfgs, seeds=(1,), **kw) -> list:
     "`run` every config with every seed (finished runs are read back)."

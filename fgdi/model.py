@@ -7,13 +7,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .config import RunConfig
+from functools import partial
+from .config import RunConfig, BLIP_BACKBONES
 from .clip import build_clip, image_features, feature_dims
 from .prompts import PromptLearner, TextEncoder
 from .grl import GRL, DomainClassifier
 
 # %% auto #0
-__all__ = ['bnneck', 'id_classifier', 'FGDIModel', 'build_model']
+__all__ = ['bnneck', 'id_classifier', 'clip_towers', 'FGDIModel', 'build_model']
 
 # %% ../nbs/05_model.ipynb #00000006
 def bnneck(dim:int) -> nn.BatchNorm1d:
@@ -30,23 +31,30 @@ def id_classifier(dim:int, n_ids:int) -> nn.Linear:
     return fc
 
 # %% ../nbs/05_model.ipynb #00000008
+def clip_towers(clip_model) -> dict:
+    "What `FGDIModel` takes from an open_clip CLIP: image encoder, its feature function and sizes, prompt-learner factory, text encoder and width."
+    return dict(image_encoder=clip_model.visual, features=image_features, dims=feature_dims(clip_model),
+                prompt_learner=partial(PromptLearner, clip_model), text_encoder=TextEncoder(clip_model),
+                text_dim=clip_model.text_projection.shape[1])
+
 class FGDIModel(nn.Module):
     "CLIP-FGDI: CLIP image encoder + BNNeck + ID classifiers, prompt learner + frozen text encoder, domain classifiers."
-    def __init__(self, clip_model, n_ids:int, n_domains:int, cfg:RunConfig):
+    def __init__(self, clip_model, n_ids:int, n_domains:int, cfg:RunConfig, towers=clip_towers):
         super().__init__()
-        self.in_planes, self.in_planes_proj = feature_dims(clip_model)
-        self.image_encoder = clip_model.visual
+        t = towers(clip_model)  # another vision-language model brings its own, e.g. `fgdi.blip.blip_towers`
+        self.in_planes, self.in_planes_proj = t['dims']
+        self.image_encoder, self._features = t['image_encoder'], t['features']
         self.bottleneck, self.bottleneck_proj = bnneck(self.in_planes), bnneck(self.in_planes_proj)
         self.classifier, self.classifier_proj = id_classifier(self.in_planes, n_ids), id_classifier(self.in_planes_proj, n_ids)
-        self.prompt_learner = PromptLearner(clip_model, n_ids, n_domains, cfg.n_id_ctx, cfg.n_dm_ctx)
-        self.text_encoder = TextEncoder(clip_model).requires_grad_(False)
-        text_dim = clip_model.text_projection.shape[1]
+        self.prompt_learner = t['prompt_learner'](n_ids, n_domains, cfg.n_id_ctx, cfg.n_dm_ctx)
+        self.text_encoder = t['text_encoder'].requires_grad_(False)
+        text_dim = t['text_dim']
         self.grl, self.dcgrl, self.dc = GRL(cfg.grl_lambda), DomainClassifier(text_dim, n_domains), DomainClassifier(text_dim, n_domains)
         self.feat_norm = cfg.feat_norm
 
     def forward(self, x:torch.Tensor):
         "Training: `([score, score_proj], [f_last, f, f_proj], f_proj)`; eval: the test feature `cat([f, f_proj])`."
-        f_last, f, f_proj = image_features(self.image_encoder, x)
+        f_last, f, f_proj = self._features(self.image_encoder, x)
         if self.training:
             scores = [self.classifier(self.bottleneck(f)), self.classifier_proj(self.bottleneck_proj(f_proj))]
             return scores, [f_last, f, f_proj], f_proj
@@ -55,7 +63,7 @@ class FGDIModel(nn.Module):
 
     def image_proj(self, x:torch.Tensor) -> torch.Tensor:
         "The projected CLS feature `f_proj` (what the prompt stages cache)."
-        return image_features(self.image_encoder, x)[2]
+        return self._features(self.image_encoder, x)[2]
 
     def text(self, labels:torch.Tensor, domains:torch.Tensor|None=None) -> torch.Tensor:
         "Text features of the ID prompt of `labels` (T_id), or of the domain prompt if `domains` is given (T_id+dom)."
@@ -68,6 +76,9 @@ class FGDIModel(nn.Module):
 
 # %% ../nbs/05_model.ipynb #0000000a
 def build_model(cfg:RunConfig, n_ids:int, n_domains:int, **clip_kw) -> FGDIModel:
-    "An `FGDIModel` for `n_ids` identities and `n_domains` source datasets, on the CLIP `cfg` names (`clip_kw` override)."
+    "An `FGDIModel` for `n_ids` identities and `n_domains` source datasets, on the CLIP (or BLIP) `cfg` names (`clip_kw` override)."
     kw = dict(weights=cfg.clip_weights, size=tuple(cfg.size_train), stride=cfg.stride) | clip_kw
+    if cfg.backbone in BLIP_BACKBONES:
+        from fgdi.blip import build_blip, blip_towers  # imported only here: it needs the `blip` extra (transformers)
+        return FGDIModel(build_blip(cfg.backbone, **kw), n_ids, n_domains, cfg, towers=blip_towers)
     return FGDIModel(build_clip(cfg.backbone, **kw), n_ids, n_domains, cfg)

@@ -61,7 +61,10 @@ def normalise(imgs:torch.Tensor) -> torch.Tensor:
 PRETRAIN = dict(backbone='fgdi-mini-vit', size=(128, 64), epochs=10, batch_size=128, lr=5e-4, weight_decay=0.1, seed=0,
                 world='mini', world_seed=0)
 
-def _settings_hash(s:dict) -> str: return hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest()[:10]
+def _settings_hash(s:dict) -> str:
+    "Digest of the pretraining settings and of the backbone's architecture (its open_clip model config)."
+    arch = open_clip.get_model_config(s['backbone'])
+    return hashlib.sha256(json.dumps({**s, 'architecture': arch}, sort_keys=True).encode()).hexdigest()[:10]
 
 def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=10, batch_size:int=128, lr:float=5e-4,
                   weight_decay:float=0.1, seed:int=0, progress:bool=True, **_):

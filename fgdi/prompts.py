@@ -16,9 +16,9 @@ def id_template(n_id_ctx:int=4) -> str: return f"A photo of a {' '.join(['X'] * 
 def domain_template(n_id_ctx:int=4, n_dm_ctx:int=1) -> str:
     return f"A photo of a {' '.join(['X'] * n_id_ctx)} person from {' '.join(['X'] * n_dm_ctx)} dataset."
 
-def x_slots(ids:torch.Tensor, *counts:int) -> list[int]:
-    "Start of each run of 'x' tokens in the token ids `ids`, one run per entry of `counts` (its expected length)."
-    x_id = open_clip.tokenize(['x'])[0, 1].item()
+def x_slots(ids:torch.Tensor, *counts:int, x_id:int|None=None) -> list[int]:
+    "Start of each run of 'x' tokens (id `x_id`, default CLIP's) in the token ids `ids`, one run per entry of `counts` (its length)."
+    if x_id is None: x_id = open_clip.tokenize(['x'])[0, 1].item()
     pos = (ids == x_id).nonzero().flatten().tolist()
     starts, i = [], 0
     for n in counts:
@@ -30,7 +30,6 @@ def x_slots(ids:torch.Tensor, *counts:int) -> list[int]:
     return starts
 
 # %% ../nbs/02_prompts.ipynb #0000000a
-def _tokens(clip_model, text): return open_clip.tokenize([text], context_length=clip_model.context_length)
 def _learnable(n:int, m:int, emb:nn.Embedding): return nn.Parameter(nn.init.normal_(emb.weight.new_empty(n, m, emb.embedding_dim), std=0.02))
 
 class PromptLearner(nn.Module):
@@ -39,15 +38,24 @@ class PromptLearner(nn.Module):
         super().__init__()
         emb = clip_model.token_embedding
         self.id_ctx, self.dm_ctx = _learnable(n_ids, n_id_ctx, emb), _learnable(n_domains, n_dm_ctx, emb)
-        ids, dm_ids = _tokens(clip_model, id_template(n_id_ctx)), _tokens(clip_model, domain_template(n_id_ctx, n_dm_ctx))
-        (s,), (a, d) = x_slots(ids[0], n_id_ctx), x_slots(dm_ids[0], n_id_ctx, n_dm_ctx)
+        ids, dm_ids = self.tokenize(clip_model, id_template(n_id_ctx)), self.tokenize(clip_model, domain_template(n_id_ctx, n_dm_ctx))
+        x_id = self.tokenize(clip_model, 'x')[0, 1].item()
+        (s,), (a, d) = x_slots(ids[0], n_id_ctx, x_id=x_id), x_slots(dm_ids[0], n_id_ctx, n_dm_ctx, x_id=x_id)
         with torch.no_grad(): e, e_dm = emb(ids), emb(dm_ids)
         self.register_buffer('token_prefix', e[:, :s])
         self.register_buffer('token_suffix', e[:, s + n_id_ctx:])
         self.register_buffer('token_prefix_domain', e_dm[:, :a])
         self.register_buffer('token_intermediate_domain', e_dm[:, a + n_id_ctx:d])
         self.register_buffer('token_suffix_domain', e_dm[:, d + n_dm_ctx:])
-        self.eot = (ids.argmax(-1).item(), dm_ids.argmax(-1).item())
+        self.eot = (self.read_index(ids), self.read_index(dm_ids))
+
+    def tokenize(self, clip_model, text:str) -> torch.Tensor:
+        "Token ids (1×77) of `text`; a subclass for another text tower overrides this and `read_index` (`fgdi.blip`)."
+        return open_clip.tokenize([text], context_length=clip_model.context_length)
+
+    def read_index(self, ids:torch.Tensor) -> int:
+        "Where the text feature of the template `ids` is read: CLIP's end-of-text token, the largest id."
+        return ids.argmax(-1).item()
 
     def eot_index(self, domain:bool=False) -> int:
         "Position of the end-of-text token in the ID (or domain) template: where the text feature is read."
@@ -70,6 +78,7 @@ class TextEncoder(nn.Module):
         self.register_buffer('attn_mask', clip_model.attn_mask, persistent=False)
 
     def forward(self, prompts:torch.Tensor, eot_index) -> torch.Tensor:
-        x = prompts + self.positional_embedding.to(prompts.dtype)
-        x = self.ln_final(self.transformer(x, attn_mask=self.attn_mask))
+        n = int(torch.as_tensor(eot_index).max()) + 1  # causal mask: tokens after the end-of-text change nothing, skip them
+        x = prompts[:, :n] + self.positional_embedding[:n].to(prompts.dtype)
+        x = self.ln_final(self.transformer(x, attn_mask=self.attn_mask[:n, :n]))
         return x[torch.arange(len(x)), eot_index] @ self.text_projection

@@ -140,7 +140,7 @@ class Trainer:
     def plan(self) -> list:
         "`(stage, epochs)` pairs that the switches ask for, in training order."
         c = self.cfg
-        return [(s, e) for s, e, on in (('initial', c.epochs_initial, c.use_initial), ('id_tokens', c.epochs_id_tokens, True),
+        return [(s, e) for s, e, on in (('initial', c.epochs_initial, c.use_initial), ('id_tokens', c.epochs_id_tokens, c.use_text),
                                         ('domain_tokens', c.epochs_domain_tokens, c.use_domain), ('final', c.epochs_final, True)) if on]
 
 # %% ../nbs/09_train.ipynb #00000022
@@ -188,7 +188,7 @@ def _image_epoch(self:Trainer, stage:str, epoch:int) -> dict:
         img, pid = _to(self.device, img, pid)
         with self.precision.autocast(): scores, feats, v = self.model(img)
         scores, feats, v = [s.float() for s in scores], [f.float() for f in feats], v.float()
-        if stage == 'initial': terms = initial_losses(scores, feats, pid, c)
+        if stage == 'initial' or not c.use_text: terms = initial_losses(scores, feats, pid, c)
         else: terms = final_losses(scores, feats, pid, v, self.text_pos, c, t_pos=self.text_pos[pid], t_neg=self.text_neg[pid], text_neg_all=self.text_neg)
         check_finite(terms, stage, epoch, step)
         self.precision.step(terms['total'], self.opt_image)
@@ -265,31 +265,35 @@ def _start_stage(self:Trainer, stage:str, fresh:bool):
         self.feats = cache_image_features(self.model, self.data.cache_batches(), self.precision, self.progress)
     if stage == 'final':
         if fresh and not self.cfg.shared_image_optimizer: self.new_image_optimizer()
-        self.text_pos, self.text_neg = cache_text(self.model, self.data.id_domain)
+        if self.cfg.use_text: self.text_pos, self.text_neg = cache_text(self.model, self.data.id_domain)
         self.feats = None
 
-def fit(self:Trainer) -> Trainer:
-    "Train every stage of the plan, resuming from `ckpt/last.pt` if present."
+def _run_stage(self:Trainer, stage:str, epochs:int, first:int=1):
+    "Epochs `first`..`epochs` of `stage`: log and checkpoint each, evaluate in the final stage."
+    self._start_stage(stage, fresh=first == 1)
+    for epoch in range(first, epochs + 1):
+        seed_everything(derive_seed(self.cfg.seed, stage, epoch))
+        t0 = time.time()
+        rec = (self._prompt_epoch if stage in ('id_tokens', 'domain_tokens') else self._image_epoch)(stage, epoch)
+        rec = dict(stage=stage, epoch=epoch, **rec, seconds=round(time.time() - t0, 3))
+        if stage == 'final' and self.evaluate and (epoch % self.cfg.eval_period == 0 or epoch == epochs):
+            rec['eval'] = self.evaluate(self.model)
+        self._log(rec)
+        if self.progress: tqdm.write(summary(rec, epochs))
+        if epoch == epochs or epoch % self.cfg.checkpoint_period == 0: save_checkpoint(self.ckpt_path, self._state(stage, epoch))
+
+def fit(self:Trainer, until:str|None=None) -> Trainer:
+    "Train every stage of the plan (or up to and including stage `until`), resuming from `ckpt/last.pt` if present."
     done = ('', 0)
     if self.ckpt_path.exists():
         s = load_checkpoint(self.ckpt_path); self._restore(s); done = (s['stage'], s['epoch'])
-        print(f"fgdi: resuming {self.run_dir} after stage '{done[0]}' epoch {done[1]}")
+        print(f"fgdi: continuing {self.run_dir} after stage '{done[0]}' epoch {done[1]}")
     order = [s for s, _ in self.plan()]
     for stage, epochs in self.plan():
-        if done[0] and order.index(stage) < order.index(done[0]): continue
-        first = done[1] + 1 if stage == done[0] else 1
-        if first > epochs: continue
-        self._start_stage(stage, fresh=first == 1)
-        for epoch in range(first, epochs + 1):
-            seed_everything(derive_seed(self.cfg.seed, stage, epoch))
-            t0 = time.time()
-            rec = (self._prompt_epoch if stage in ('id_tokens', 'domain_tokens') else self._image_epoch)(stage, epoch)
-            rec = dict(stage=stage, epoch=epoch, **rec, seconds=round(time.time() - t0, 3))
-            if stage == 'final' and self.evaluate and (epoch % self.cfg.eval_period == 0 or epoch == epochs):
-                rec['eval'] = self.evaluate(self.model)
-            self._log(rec)
-            if self.progress: tqdm.write(summary(rec, epochs))
-            if epoch == epochs or epoch % self.cfg.checkpoint_period == 0: save_checkpoint(self.ckpt_path, self._state(stage, epoch))
+        if not done[0] or order.index(stage) >= order.index(done[0]):
+            first = done[1] + 1 if stage == done[0] else 1
+            if first <= epochs: self._run_stage(stage, epochs, first)
+        if stage == until: break
     return self
 
-Trainer._start_stage, Trainer.fit = _start_stage, fit
+Trainer._start_stage, Trainer._run_stage, Trainer.fit = _start_stage, _run_stage, fit
