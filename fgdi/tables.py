@@ -6,14 +6,16 @@
 from __future__ import annotations
 import math, os, warnings
 from pathlib import Path
-import pandas as pd
+import pandas as pd, seaborn as sns
 import fgdi
+from .config import RunConfig, make_config
 from .eval import mean_ci, SCALAR_METRICS
 
 # %% auto #0
-__all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'SOURCES', 'papers_dir', 'paper_table', 'ours_frame', 'with_average', 'with_ci',
-           'ci_text', 'ci_bounds', 'side_by_side', 'paper_layout', 'style', 'output_dir', 'save_csv', 'check_param',
-           'parse_seeds']
+__all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'SOURCES', 'TABLE8_NO_BETA', 'papers_dir', 'paper_table', 'ours_frame',
+           'with_average', 'with_ci', 'ci_text', 'ci_bounds', 'side_by_side', 'paper_layout', 'style', 'output_dir',
+           'save_csv', 'check_param', 'parse_ints', 'parse_seeds', 'parse_choices', 'parse_setting', 'table8_settings',
+           'table8_rows', 'table8_config', 'beta_curves', 'plot_beta_curves']
 
 # %% ../nbs/12_tables.ipynb #00000006
 PAPER_COLUMNS = ['table', 'protocol', 'setting', 'method', 'target', 'metric', 'value', 'ci_low', 'ci_high', 'source', 'note']
@@ -135,11 +137,79 @@ def check_param(name:str, value, allowed, why:str=''):
                          f"allowed: {', '.join(map(repr, allowed))} (papermill: -p {name} <value>)")
     return value
 
-def parse_seeds(seeds) -> tuple:
-    "Seeds from `1`, `'1,2,3'` or `[1, 2, 3]` as a tuple of distinct ints."
-    items = str(seeds).split(',') if isinstance(seeds, (int, str)) else list(seeds)
+def parse_ints(name:str, value, low:int|None=None, example:str='1,2,3') -> tuple:
+    "Distinct ints (each >= `low` if given) from `1`, `'1,2,3'` or `[1, 2, 3]`; else an error naming parameter `name`."
+    items = str(value).split(',') if isinstance(value, (int, str)) else list(value)
     try: out = tuple(int(str(s).strip()) for s in items)
     except ValueError: out = ()
-    if not out or len(set(out)) != len(out):
-        raise ValueError(f"parameter seeds={seeds!r} is not valid; use distinct integers, comma-separated (papermill: -p seeds 1,2,3)")
+    if not out or len(set(out)) != len(out) or (low is not None and min(out) < low):
+        bound = '' if low is None else f' >= {low}'
+        raise ValueError(f"parameter {name}={value!r} is not valid; use distinct integers{bound}, comma-separated (papermill: -p {name} {example})")
     return out
+
+def parse_seeds(seeds) -> tuple:
+    "Seeds from `1`, `'1,2,3'` or `[1, 2, 3]` as a tuple of distinct ints."
+    return parse_ints('seeds', seeds)
+
+def parse_choices(name:str, value, allowed, parse=str, why:str='') -> list:
+    "The comma list `value` (`'all'`: every allowed value), each item `parse`d and checked with `check_param`."
+    if value == 'all': return list(allowed)
+    try: items = [parse(v.strip()) for v in str(value).split(',')]
+    except ValueError: items = [value]
+    return [check_param(name, v, allowed, why) for v in items]
+
+# %% ../nbs/12_tables.ipynb #00000020
+TABLE8_NO_BETA = ('none', 'apnce')  # Table VIII rows without a β to choose: no apn loss, and L_apnCE alone
+
+def parse_setting(s:str) -> dict:
+    "`'apn=ed;beta=0.3'` → `{'apn': 'ed', 'beta': 0.3}` (no β for `apn=apnce`)."
+    kv = dict(p.split('=') for p in s.split(';'))
+    return {**kv, **({'beta': float(kv['beta'])} if 'beta' in kv else {})}
+
+def table8_settings() -> dict:
+    "Table VIII's rows in the paper's order: setting → `{'apn': kind, 'beta': β}` (`none` has β = 0, `apnce` no β)."
+    return {s: parse_setting(s) for s in dict.fromkeys(paper_table(8).setting)}
+
+def table8_rows(apns='all', betas='all') -> list:
+    "The Table VIII settings whose apn kind is in `apns` and, for ed/cs/con, whose β is in `betas` (comma lists or 'all')."
+    settings = table8_settings()
+    kinds = list(dict.fromkeys(v['apn'] for v in settings.values()))
+    all_betas = sorted({v['beta'] for v in settings.values() if v['apn'] not in TABLE8_NO_BETA})
+    def why(name, allowed): return f'Table VIII has {name} {", ".join(map(str, allowed))}'
+    kind_list = parse_choices('apns', apns, kinds, why=why('apns', kinds))
+    beta_list = parse_choices('betas', betas, all_betas, float, why('betas', all_betas))
+    return [s for s, v in settings.items() if v['apn'] in kind_list and (v['apn'] in TABLE8_NO_BETA or v['beta'] in beta_list)]
+
+def table8_config(setting:str, variant:str='paper', scale:str='auto', **given) -> RunConfig:
+    "The config of Table VIII row `setting`: Protocol-1, switches A and B on, its apn kind and β (`none`: switch C off)."
+    settings = table8_settings()
+    if setting not in settings: raise ValueError(f"{setting!r} is not a Table VIII setting; choose one of {list(settings)}")
+    v = settings[setting]
+    return make_config(variant, protocol=1, scale=scale, **(dict(use_apn=False) if v['apn'] == 'none' else v), **given)
+
+# %% ../nbs/12_tables.ipynb #00000026
+def beta_curves(frame:pd.DataFrame, source:str) -> pd.DataFrame:
+    "Fig. 3's points of the Table VIII rows in `frame`: source, apn, beta, metric, value (and seed) of the average target."
+    settings = table8_settings()
+    avg = frame[frame.target == 'average']
+    cols = ['metric', 'value', *(['seed'] if 'seed' in avg else [])]
+    pts = avg[cols].assign(source=source, apn=avg.setting.map(lambda s: settings[s]['apn']),
+                           beta=avg.setting.map(lambda s: settings[s].get('beta', math.nan)))
+    zero, lines = pts[pts.apn == 'none'], [k for k in dict.fromkeys(pts.apn) if k not in TABLE8_NO_BETA]
+    parts = [pd.concat([zero.assign(apn=k), pts[pts.apn == k]]) for k in lines] + [pts[pts.apn == 'apnce']]
+    return pd.concat(parts, ignore_index=True)[['source', 'apn', 'beta', *cols]]
+
+# %% ../nbs/12_tables.ipynb #00000029
+def plot_beta_curves(curves:pd.DataFrame, title:str='') -> sns.FacetGrid:
+    "Fig. 3 from `beta_curves` points: value against β per apn kind, a row of panels per source, `apnce` as a grey dashed level."
+    lines, level = curves[curves.beta.notna()], curves[curves.beta.isna()]
+    if lines.empty: raise ValueError('plot_beta_curves: no β points to draw (only none/apnce rows); select ed, cs or con')
+    g = sns.relplot(lines, kind='line', x='beta', y='value', hue='apn', style='apn', dashes=False, markers=True,
+                    row='source', col='metric', errorbar=ci_bounds, facet_kws=dict(sharey=False), height=3, aspect=1.3)
+    for (src, metric), ax in g.axes_dict.items():
+        v = level[(level.source == src) & (level.metric == metric)].value
+        if len(v): ax.axhline(v.mean(), ls='--', c='grey', lw=1)
+    g.set_titles('{row_name}: {col_name}')
+    g.set_axis_labels('β (Eq. 9)', 'average over 4 targets (%)')
+    if title: g.figure.suptitle(title, y=1.03)
+    return g
