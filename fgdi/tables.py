@@ -14,8 +14,8 @@ from .eval import mean_ci, SCALAR_METRICS
 # %% auto #0
 __all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'SOURCES', 'TABLE8_NO_BETA', 'papers_dir', 'paper_table', 'ours_frame',
            'with_average', 'with_ci', 'ci_text', 'ci_bounds', 'side_by_side', 'paper_layout', 'style', 'output_dir',
-           'save_csv', 'check_param', 'parse_ints', 'parse_seeds', 'parse_choices', 'parse_setting', 'table8_settings',
-           'table8_rows', 'table8_config', 'beta_curves', 'plot_beta_curves']
+           'save_csv', 'check_param', 'parse_ints', 'parse_seeds', 'parse_choices', 'scale_banner', 'parse_setting',
+           'table8_settings', 'table8_rows', 'table8_config', 'beta_curves', 'plot_beta_curves']
 
 # %% ../nbs/12_tables.ipynb #00000006
 PAPER_COLUMNS = ['table', 'protocol', 'setting', 'method', 'target', 'metric', 'value', 'ci_low', 'ci_high', 'source', 'note']
@@ -159,6 +159,16 @@ def parse_choices(name:str, value, allowed, parse=str, why:str='') -> list:
     return [check_param(name, v, allowed, why) for v in items]
 
 # %% ../nbs/12_tables.ipynb #00000020
+def scale_banner(scale:str, why:str, what:str, shows:str="the pipeline, not the method's size", made_of:str='a small CLIP',
+                 subject:str='numbers'):
+    "The opening statement of a paper notebook: the `scale` that runs and `why`, whether its `subject` compare with the paper's, and `what` runs."
+    from IPython.display import Markdown
+    verdict = (f"Full scale: the {subject} can be compared with the paper's." if scale == 'full' else
+               f"**{scale.upper()} {subject} come from the embedded synthetic world and {made_of}, not the real datasets "
+               f"and weights: they are NOT comparable with the paper's.** They show {shows}.")
+    return Markdown(f"### fgdi scale: {scale.upper()}\n\n**Why:** {why}.\n\n{verdict}\n\n{what}")
+
+# %% ../nbs/12_tables.ipynb #00000023
 TABLE8_NO_BETA = ('none', 'apnce')  # Table VIII rows without a β to choose: no apn loss, and L_apnCE alone
 
 def parse_setting(s:str) -> dict:
@@ -187,7 +197,7 @@ def table8_config(setting:str, variant:str='paper', scale:str='auto', **given) -
     v = settings[setting]
     return make_config(variant, protocol=1, scale=scale, **(dict(use_apn=False) if v['apn'] == 'none' else v), **given)
 
-# %% ../nbs/12_tables.ipynb #00000026
+# %% ../nbs/12_tables.ipynb #00000029
 def beta_curves(frame:pd.DataFrame, source:str) -> pd.DataFrame:
     "Fig. 3's points of the Table VIII rows in `frame`: source, apn, beta, metric, value (and seed) of the average target."
     settings = table8_settings()
@@ -199,7 +209,7 @@ def beta_curves(frame:pd.DataFrame, source:str) -> pd.DataFrame:
     parts = [pd.concat([zero.assign(apn=k), pts[pts.apn == k]]) for k in lines] + [pts[pts.apn == 'apnce']]
     return pd.concat(parts, ignore_index=True)[['source', 'apn', 'beta', *cols]]
 
-# %% ../nbs/12_tables.ipynb #00000029
+# %% ../nbs/12_tables.ipynb #0000002c
 def plot_beta_curves(curves:pd.DataFrame, title:str='') -> sns.FacetGrid:
     "Fig. 3 from `beta_curves` points: value against β per apn kind, a row of panels per source, `apnce` as a grey dashed level."
     lines, level = curves[curves.beta.notna()], curves[curves.beta.isna()]
