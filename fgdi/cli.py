@@ -30,7 +30,7 @@ def _run(a):
     results = []
     for t in targets:
         cfg = make_config(a.variant, protocol=a.protocol, target=None if a.protocol == 1 else t, scale=a.scale, seed=a.seed,
-                          use_initial=not a.no_A, use_domain=not a.no_B, use_apn=not a.no_C, **kw)
+                          use_initial=not a.no_A, use_domain=not a.no_B, use_apn=not a.no_C, use_text=not a.no_text, **kw)
         res = run(cfg, runs_dir=a.runs_dir)
         print(f"run {res['hash']} ({res['scale']} scale, {res['seconds']['total']:.0f} s; stages {res['seconds']['stages']})")
         print(result_table(res)); results.append(res)
@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--variant', choices=('paper', 'code'), default='paper')
     r.add_argument('--seed', type=int, default=1)
     for s in 'ABC': r.add_argument(f'--no-{s}', action='store_true', help=f'switch {s} off (Table IV)')
+    r.add_argument('--no-text', action='store_true', help="no prompts or text: ID + triplet fine-tuning only (Table VI's ViT-B w/ C; needs --no-B --no-C)")
     r.add_argument('--beta', type=float); r.add_argument('--apn', choices=('ed', 'cs', 'cs_released', 'con', 'apnce'))
     r.add_argument('--backbone'); r.add_argument('--clip-weights'); r.add_argument('--data-root')
     r.add_argument('--workers', type=int, help='data-loader workers at full scale (about the number of CPU cores)')
