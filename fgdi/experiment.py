@@ -182,7 +182,8 @@ def share_stages(cfg:RunConfig, model, data:TrainData, run_dir, device='cpu', pr
     tr = Trainer(cfg, model, data, run_dir.parent/'_stages'/stages_key(cfg), device, progress)
     shared, plan = tr.run_dir, tr.plan()
     if len(plan) < 2: return None  # a final stage alone: nothing to share
-    if (run_dir/'ckpt'/'last.pt').exists(): return shared  # the run has progress of its own: it resumes from that
+    if (run_dir/'ckpt'/'last.pt').exists():  # the run has progress of its own: it resumes from that
+        return shared if (shared/'done').exists() else None
     if not (shared/'done').exists(): tr.fit(until=plan[-2][0]); (shared/'done').touch()
     print(f"fgdi: the stages before 'final' are kept in {shared} for every run that differs only in the final stage")
     run_dir.mkdir(parents=True, exist_ok=True)
