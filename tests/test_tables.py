@@ -15,6 +15,14 @@ def papermill(nb, out_dir, *params, env):
     p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
     return p, time.time() - t0
 
+
+def assert_stops_early(nb, tmp_path, params, message, env):
+    "Executing `nb` at smoke scale with bad `params` fails with `message`, before any run folder exists."
+    p, _ = papermill(nb, tmp_path, ('scale', 'smoke'), *params, ('runs_dir', tmp_path/'runs'), env=env)
+    assert p.returncode != 0
+    assert message in p.stderr + p.stdout
+    assert not (tmp_path/'runs').exists()  # stopped before the grid
+
 def streams(nb_path) -> str:
     "All stream output text of an executed notebook."
     nb = json.loads(Path(nb_path).read_text())
@@ -59,7 +67,4 @@ def test_table4_rerun_is_cached(table4, env):
     ((('protocol', 2), ('targets', 'X')), "parameter targets='X' is not valid"),
 ])
 def test_table4_bad_parameter_stops_with_the_message(tmp_path, env, params, message):
-    p, _ = papermill('table4.ipynb', tmp_path, ('scale', 'smoke'), *params, ('runs_dir', tmp_path/'runs'), env=env)
-    assert p.returncode != 0
-    assert message in p.stderr + p.stdout
-    assert not (tmp_path/'runs').exists()  # stopped before the grid
+    assert_stops_early('table4.ipynb', tmp_path, params, message, env)
