@@ -18,8 +18,26 @@ from fgdi.config import make_config
 from fgdi.model import build_model
 from fgdi.losses import final_losses, initial_losses, prompt_losses
 from fgdi.train import Trainer, TrainData, Precision, param_groups, image_params
+from fgdi.data import OFFICIAL_COUNTS, PROTOCOLS
 
-P1_IMAGES, P1_EPOCHS = 88151, dict(initial=3, id_tokens=120, domain_tokens=30, final=60)
+P1_EPOCHS = dict(initial=3, id_tokens=120, domain_tokens=30, final=60)
+
+def protocol_images() -> dict:
+    "Training images of every run of Protocols 1-3 at full scale (the official releases' counts): name -> per target."
+    def images(spec):
+        parts = ('train', 'query', 'gallery') if spec.combine_all else ('train',)
+        return sum(OFFICIAL_COUNTS[s].get(k, (0, 0))[0] for s in spec.sources for k in parts)
+    return {f'protocol_{n}': [images(s) for name, s in PROTOCOLS.items() if name.startswith(f'protocol_{n}')]
+            for n in (1, 2, 3)}
+
+def projection(t:dict, batch:int, images:int) -> dict:
+    "Seconds per stage of one full-schedule run on `images` training images (batch 128) from step times `t` at `batch`."
+    it_img, it_txt, per = images / 128, images // 128, 128 / batch
+    return dict(initial=P1_EPOCHS['initial'] * it_img * t['final_step'] * per,
+                id_tokens=P1_EPOCHS['id_tokens'] * it_txt * t['id_token_step'] * per,
+                domain_tokens=P1_EPOCHS['domain_tokens'] * it_txt * t['id_token_step'] * per,
+                final=P1_EPOCHS['final'] * it_img * t['final_step'] * per,
+                caching=2 * images / (batch / t['extract']))
 
 def timed_rounds(fns:dict, device, repeats) -> dict:
     "Median seconds per call of each function, measured in interleaved rounds after two warm-up rounds."
@@ -31,27 +49,18 @@ def timed_rounds(fns:dict, device, repeats) -> dict:
             if r >= 2: times[k].append(time.perf_counter() - t0)
     return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--device', default='cpu'); ap.add_argument('--backbone', default='fgdi-mini-vit')
-    ap.add_argument('--size', type=int, nargs=2, default=(128, 64)); ap.add_argument('--batch', type=int, default=32)
-    ap.add_argument('--n-ids', type=int, default=1000); ap.add_argument('--n-domains', type=int, default=4)
-    ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--precision', default='fp16')
-    a = ap.parse_args()
-    torch.manual_seed(0)
-    cfg = make_config(backbone=a.backbone, clip_weights=None, size_train=tuple(a.size), size_test=tuple(a.size),
-                      batch_size=a.batch, precision=a.precision)
-    model = build_model(cfg, a.n_ids, a.n_domains).to(a.device)
-    prec = Precision(a.device, a.precision)
-    x = torch.randn(a.batch, 3, *a.size, device=a.device)
-    y = torch.arange(a.batch, device=a.device) // 4 % a.n_ids
-    dom = y % a.n_domains
+def step_functions(model, cfg, device, batch:int, size, n_ids:int, n_domains:int) -> dict:
+    "One step of each stage, the bare encoder and text tower steps, and feature extraction, on a fixed random batch."
+    prec = Precision(device, cfg.precision)
+    x = torch.randn(batch, 3, *size, device=device)
+    y = torch.arange(batch, device=device) // 4 % n_ids
+    dom = y % n_domains
     opt_img = torch.optim.Adam(param_groups(image_params(model), 5e-6, 1e-4, 1e-5))
     opt_txt = torch.optim.Adam(param_groups([('id_ctx', model.prompt_learner.id_ctx)], 3.5e-4, 1e-4) +
                                param_groups(model.dcgrl.named_parameters(), 0.01, 1e-4))
-    with torch.no_grad(): tp = model.text(torch.arange(min(a.n_ids, 512), device=a.device))
-    text_pos = tp.repeat(a.n_ids // len(tp) + 1, 1)[:a.n_ids]; text_neg = text_pos.flip(0)
-    v_cache = torch.randn(a.batch, text_pos.shape[1], device=a.device)
+    with torch.no_grad(): tp = model.text(torch.arange(min(n_ids, 512), device=device))
+    text_pos = tp.repeat(n_ids // len(tp) + 1, 1)[:n_ids]; text_neg = text_pos.flip(0)
+    v_cache = torch.randn(batch, text_pos.shape[1], device=device)
 
     def bare():
         model.train()
@@ -84,9 +93,24 @@ def main():
         model.eval()
         model(x)
 
+    return dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract,
+                text_to_eot=lambda: text_step(False), text_full_context=lambda: text_step(True))
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--device', default='cpu'); ap.add_argument('--backbone', default='fgdi-mini-vit')
+    ap.add_argument('--size', type=int, nargs=2, default=(128, 64)); ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--n-ids', type=int, default=1000); ap.add_argument('--n-domains', type=int, default=4)
+    ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--precision', default='fp16')
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    cfg = make_config(backbone=a.backbone, clip_weights=None, size_train=tuple(a.size), size_test=tuple(a.size),
+                      batch_size=a.batch, precision=a.precision)
+    model = build_model(cfg, a.n_ids, a.n_domains).to(a.device)
+    fns = step_functions(model, cfg, a.device, a.batch, a.size, a.n_ids, a.n_domains)
+
     if a.device == 'cuda': torch.cuda.reset_peak_memory_stats()
-    t = timed_rounds(dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract,
-                          text_to_eot=lambda: text_step(False), text_full_context=lambda: text_step(True)), a.device, a.repeats)
+    t = timed_rounds(fns, a.device, a.repeats)
     out = dict(device=torch.cuda.get_device_name() if a.device == 'cuda' else f'cpu ({torch.get_num_threads()} threads)',
                backbone=a.backbone, size=a.size, batch=a.batch, n_ids=a.n_ids, precision=a.precision if a.device == 'cuda' else 'fp32',
                seconds_per_step={k: round(v, 4) for k, v in t.items()},
@@ -94,12 +118,7 @@ def main():
                final_overhead_vs_bare=round(t['final_step'] / t['bare_backbone'] - 1, 3),
                text_full_context_vs_to_eot=round(t['text_full_context'] / t['text_to_eot'], 2))
     if a.device == 'cuda': out['peak_gpu_gib'] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    it_img, it_txt = P1_IMAGES / 128, P1_IMAGES // 128
-    proj = dict(initial=P1_EPOCHS['initial'] * it_img * t['final_step'] * 128 / a.batch,
-                id_tokens=P1_EPOCHS['id_tokens'] * it_txt * t['id_token_step'] * 128 / a.batch,
-                domain_tokens=P1_EPOCHS['domain_tokens'] * it_txt * t['id_token_step'] * 128 / a.batch,
-                final=P1_EPOCHS['final'] * it_img * t['final_step'] * 128 / a.batch,
-                caching=2 * P1_IMAGES / (a.batch / t['extract']))
+    proj = projection(t, a.batch, protocol_images()['protocol_1'][0])
     out['protocol1_projection_hours'] = {k: round(v / 3600, 2) for k, v in proj.items()} | {'total': round(sum(proj.values()) / 3600, 2)}
     print(json.dumps(out, indent=1))
 

@@ -16,10 +16,13 @@ def _synth_write(a):
     return summary
 
 def _data_check(a):
-    from fgdi.data import check_report
-    report = check_report(a.root)
-    print(report)
-    return report
+    from fgdi.config import data_root
+    from fgdi.data import check, format_check
+    rows = check(a.root, images=True, progress=True)
+    print(format_check(rows, data_root(a.root)))
+    n = sum(len(r.problems) for r in rows)
+    if n: raise RuntimeError(f'{n} problem(s) in the data under {data_root(a.root)}; each is listed above with its fix')
+    return rows
 
 def _run(a):
     from fgdi.config import make_config
@@ -37,6 +40,23 @@ def _run(a):
         if a.protocol == 1: break
     return results
 
+def _grid(a):
+    from papermill.cli import _resolve_type  # papermill's own reading of `-p` values: the same parameters as papermill
+    from fgdi.grid import notebook_grid
+    said = notebook_grid(a.action, a.notebook, {k: _resolve_type(v) for k, v in a.parameters}, a.output)
+    print(said)
+    return said
+
+def _world_report(a):
+    from pathlib import Path
+    from fgdi.tables import parse_seeds
+    from fgdi.world import world_report, plot_report
+    rep = world_report(a.scale, parse_seeds(a.seeds), a.runs_dir, out_dir=a.out_dir, progress=False)
+    plot_report(rep, Path(a.out_dir)/'world_report.png')
+    for name, c in rep['checks'].items(): print(f"{'ok  ' if c['ok'] else 'MISS'} {name}: {c['value']} ({c['bound']})")
+    print(f"world {rep['world']['id']} at {rep['scale']}: {a.out_dir}/world_report.json and .png ({rep['seconds']:.0f} s)")
+    return rep
+
 def parser() -> argparse.ArgumentParser:
     "The `fgdi` argument parser."
     p = argparse.ArgumentParser(prog='fgdi', description='CLIP-FGDI reproducibility kit')
@@ -48,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument('--overwrite', action='store_true', help="replace an existing world's folders")
     w.set_defaults(fn=_synth_write)
     data = sub.add_parser('data', help='dataset tools').add_subparsers(dest='cmd', required=True)
-    c = data.add_parser('check', help='report which datasets are present and complete')
+    c = data.add_parser('check', help='report which datasets are present and complete, decoding every image '
+                                    '(verified images are remembered: a second check is fast)')
     c.add_argument('root', nargs='?', default=None, help='data root (default $FGDI_DATA or ./data)')
     c.set_defaults(fn=_data_check)
     r = sub.add_parser('run', help='train and evaluate one configuration (cached under RUNS_DIR/<config-hash>/)')
@@ -60,10 +81,24 @@ def parser() -> argparse.ArgumentParser:
     for s in 'ABC': r.add_argument(f'--no-{s}', action='store_true', help=f'switch {s} off (Table IV)')
     r.add_argument('--no-text', action='store_true', help="no prompts or text: ID + triplet fine-tuning only (Table VI's ViT-B w/ C; needs --no-B --no-C)")
     r.add_argument('--beta', type=float); r.add_argument('--apn', choices=('ed', 'cs', 'cs_released', 'con', 'apnce'))
-    r.add_argument('--backbone'); r.add_argument('--clip-weights'); r.add_argument('--data-root')
-    r.add_argument('--workers', type=int, help='data-loader workers at full scale (about the number of CPU cores)')
+    r.add_argument('--backbone', help="the paper's backbone (mini and smoke run its small stand-in)")
+    r.add_argument('--clip-weights',
+                   help="CLIP weights (a file or an open_clip tag), used at any scale; default: the scale's own")
+    r.add_argument('--data-root', help='datasets used at any scale; default: the embedded world ($FGDI_DATA at full)')
+    r.add_argument('--workers', type=int, help='data-loader workers on your datasets (about the number of CPU cores)')
     r.add_argument('--runs-dir', default='runs')
     r.set_defaults(fn=_run)
+    g = sub.add_parser('grid', help="a paper notebook's grid as Slurm jobs: submit, status, collect (the tables) or cancel")
+    g.add_argument('action', choices=('submit', 'status', 'collect', 'cancel')); g.add_argument('notebook')
+    g.add_argument('-p', '--parameters', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
+                   help="a notebook parameter, as papermill's -p (executor defaults to slurm)")
+    g.add_argument('-o', '--output', help='the executed notebook (default NOTEBOOK-NAME.ACTION.ipynb)')
+    g.set_defaults(fn=_grid)
+    world = sub.add_parser('world', help='the embedded world').add_subparsers(dest='cmd', required=True)
+    wr = world.add_parser('report', help="measure the world's domain gap with the baseline and three controls")
+    wr.add_argument('--scale', choices=('mini', 'smoke'), default='mini'); wr.add_argument('--seeds', default='1,2,3')
+    wr.add_argument('--out-dir', default='.'); wr.add_argument('--runs-dir', default='runs')
+    wr.set_defaults(fn=_world_report)
     return p
 
 def main(argv=None):

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, fields, asdict
 
 # %% auto #0
 __all__ = ['VARIANTS', 'SCALES', 'PROTOCOLS', 'TARGETS', 'BLIP_BACKBONES', 'BACKBONES', 'APN_KINDS', 'STAGES', 'PRECISIONS',
-           'TRANSFORMS', 'NUM_CLASSES', 'CODE_VALUES', 'RunConfig', 'validate', 'make_config', 'config_dict',
-           'config_hash', 'config_from_dict', 'data_root', 'cache_dir']
+           'COMPILE_BACKENDS', 'TRANSFORMS', 'AUGMENTS', 'NUM_CLASSES', 'TRAIN_ON', 'STYLE_MODES', 'CODE_VALUES',
+           'RunConfig', 'validate', 'make_config', 'config_dict', 'config_hash', 'config_from_dict', 'data_root',
+           'cache_dir']
 
 # %% ../nbs/00_config.ipynb #00000006
 VARIANTS = ('paper', 'code')
@@ -22,8 +23,12 @@ BACKBONES = ('ViT-B-16', 'ViT-B-32', 'RN50', 'RN101', 'fgdi-tiny-vit', 'fgdi-tin
 APN_KINDS = ('ed', 'cs', 'cs_released', 'con', 'apnce')
 STAGES = ('initial', 'id_tokens', 'domain_tokens', 'final')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
+COMPILE_BACKENDS = (None, 'inductor', 'eager', 'aot_eager', 'cudagraphs')  # RunConfig.compile: torch.compile backends
 TRANSFORMS = ('fgdi', 'clipreid')
+AUGMENTS = ('tensor', 'pil')  # training augmentation: whole batches on the device, or the per-image PIL reference
 NUM_CLASSES = ('real', 'code')
+TRAIN_ON = ('sources', 'target', 'sources+target')  # what a Protocol-2/3 run trains on (the world report's in-domain and oracle)
+STYLE_MODES = ('distinct', 'shared')  # the embedded world's looks: one per dataset, or one for all (the null world)
 
 # %% ../nbs/00_config.ipynb #00000008
 def _nohash(default): return field(default=default, metadata={'hash': False})
@@ -84,6 +89,7 @@ class RunConfig:
     apn_margin: float = 0.3          # m in Eq. 8
     # data
     transforms: str = 'fgdi'         # 'fgdi' (224 squash, InstanceNorm, AugMix) or 'clipreid' (256x128, mean/std)
+    augment: str = 'tensor'          # 'tensor' (decoded once, batches augmented on the device) or 'pil' (the reference)
     gray_prob: float = 0.1
     pad: int = 10
     flip_prob: float = 0.4
@@ -96,11 +102,16 @@ class RunConfig:
     split_id: int = 9                # split of PRID/GRID/VIPeR/iLIDS (the code's choice)
     average_splits: bool = False     # mean over the ten splits instead of split 9
     rerank: bool = False
+    train_on: str = 'sources'        # 'sources' (the protocol's), 'target' (in-domain) or 'sources+target' (oracle)
+    style_aug: float = 0.            # probability of style randomisation per training image (a DG control, not the paper's)
+    styles: str = 'distinct'         # embedded world: each dataset its own look, or 'shared' (the null world)
+    world: str|None = None           # the embedded world's id (`fgdi.synth.world_id`) when the run uses it; None for real data
     # bookkeeping (not part of the run's identity)
     data_root: str|None = _nohash(None)
     num_workers: int = _nohash(2)
     eval_period: int = _nohash(10)
     checkpoint_period: int = _nohash(10)
+    compile: str|None = _nohash(None)  # torch.compile backend of image features + text encoder; None: eager
 
     def __post_init__(self): validate(self)
 
@@ -115,14 +126,19 @@ def _one_of(cfg, name, allowed):
 def validate(cfg:RunConfig):
     "Raise `ValueError` naming the field if any setting of `cfg` is invalid."
     for name, allowed in dict(variant=VARIANTS, scale=SCALES, protocol=PROTOCOLS, backbone=BACKBONES, apn=APN_KINDS,
-                              precision=PRECISIONS, transforms=TRANSFORMS, num_classes=NUM_CLASSES).items():
+                              precision=PRECISIONS, transforms=TRANSFORMS, augment=AUGMENTS, num_classes=NUM_CLASSES,
+                              train_on=TRAIN_ON, styles=STYLE_MODES, compile=COMPILE_BACKENDS).items():
         _one_of(cfg, name, allowed)
     if cfg.protocol == 1: _check(cfg.target is None, f"Protocol-1 has fixed targets (PRID, GRID, VIPeR, iLIDS); got target={cfg.target!r}, use target=None")
     else: _check(cfg.target in TARGETS, f"Protocol-{cfg.protocol} needs target in {list(TARGETS)}; got target={cfg.target!r}")
     _check(0 <= cfg.beta <= 1, f"RunConfig.beta={cfg.beta} must lie in [0, 1] (Eq. 9 weighs (1-beta)*L_i2tce + beta*L_apn)")
     for name in ('alpha', 'grl_lambda', 'apn_margin', 'label_smoothing', 'weight_decay'):
         _check(getattr(cfg, name) >= 0, f"RunConfig.{name}={getattr(cfg, name)} must be >= 0")
-    for name in ('gray_prob', 'flip_prob', 'color_jitter_prob', 'augmix_prob', 'erasing_prob'):
+    _check(cfg.train_on == 'sources' or cfg.protocol in (2, 3), f"RunConfig.train_on={cfg.train_on!r} needs a "
+           "Protocol-2/3 target to train on; Protocol-1 trains on its sources only (train_on='sources')")
+    _check(cfg.train_on == 'sources' or cfg.num_classes == 'real', f"RunConfig.train_on={cfg.train_on!r} changes the "
+           "identities trained on, so the released code's fixed class counts do not apply: use num_classes='real'")
+    for name in ('style_aug', 'gray_prob', 'flip_prob', 'color_jitter_prob', 'augmix_prob', 'erasing_prob'):
         _check(0 <= getattr(cfg, name) <= 1, f"RunConfig.{name}={getattr(cfg, name)} is a probability: use a value in [0, 1]")
     for name in ('epochs_initial', 'epochs_id_tokens', 'epochs_domain_tokens', 'epochs_final'):
         _check(getattr(cfg, name) >= 0, f"RunConfig.{name}={getattr(cfg, name)} must be >= 0")

@@ -22,11 +22,13 @@ from .config import RunConfig, TARGETS, data_root
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLIT_SEED', 'SPLIT_IDS', 'ILIDS_IMAGE_RANKS', 'SMALL_TARGETS', 'TARGET_DATASET', 'PROTOCOLS',
-           'OFFICIAL_COUNTS', 'AUGMIX_OPS', 'Item', 'DatasetError', 'ReidDataset', 'Market1501', 'MSMT17',
-           'prepare_cuhk03', 'CUHK03', 'CUHK02', 'CUHKSYSU', 'draw_splits', 'load_split', 'rank_split', 'SmallTarget',
-           'PRID', 'GRID', 'VIPeR', 'iLIDS', 'ProtocolSpec', 'protocol_name', 'open_dataset', 'relabel', 'Protocol',
-           'load_protocol', 'target_splits', 'CheckRow', 'expected_counts', 'check', 'check_report', 'read_image',
-           'ReidImages', 'AugMix', 'to_tensor', 'InstanceNorm', 'build_transforms', 'PKSampler', 'train_loader',
+           'OFFICIAL_COUNTS', 'MIN_SIDE', 'MAX_SIDE', 'AUGMIX_OPS', 'STYLE_RANGES', 'Item', 'DatasetError',
+           'ReidDataset', 'Market1501', 'MSMT17', 'prepare_cuhk03', 'CUHK03', 'CUHK02', 'CUHKSYSU', 'draw_splits',
+           'load_split', 'rank_split', 'SmallTarget', 'PRID', 'GRID', 'VIPeR', 'iLIDS', 'ProtocolSpec', 'protocol_name',
+           'open_dataset', 'relabel', 'Protocol', 'load_protocol', 'target_splits', 'CheckRow', 'expected_counts',
+           'check', 'format_check', 'check_report', 'read_image', 'ReidImages', 'image_problem', 'verify_images',
+           'dataset_images', 'unusable_images', 'check_images', 'AugMix', 'to_tensor', 'InstanceNorm', 'rendition',
+           'restyle', 'style_randomise', 'StyleRandomise', 'build_transforms', 'PKSampler', 'train_loader',
            'cache_loader', 'test_loader', 'make_loaders']
 
 # %% ../nbs/07_data.ipynb #00000006
@@ -506,12 +508,13 @@ def load_protocol(protocol:int, target:str|None=None, root=None, cfg:RunConfig|N
     name = protocol_name(protocol, target)
     spec, root = PROTOCOLS[name], root or cfg.data_root
     split_id = cfg.split_id if split_id is None else split_id
-    train = [it for s in spec.sources for it in open_dataset(s, root, cfg, combine_all=spec.combine_all).train]
+    sources = {'sources': spec.sources, 'target': spec.targets, 'sources+target': spec.sources + spec.targets}[cfg.train_on]
+    train = [it for s in sources for it in open_dataset(s, root, cfg, combine_all=spec.combine_all).train]
     train, pid_names, cam_names, domain_names = relabel(train)
     tests = {t: open_dataset(t, root, cfg, split_id=split_id) for t in spec.targets}
     n = len(pid_names) if cfg.num_classes == 'real' else sum(spec.classes)
     if n < len(pid_names): raise ValueError(f"num_classes='code' gives {n} classes for {len(pid_names)} identities; use num_classes='real'")
-    return Protocol(name, spec.sources, spec.targets, spec.combine_all, train,
+    return Protocol(name, sources, spec.targets, spec.combine_all, train,
                     {t: d.query for t, d in tests.items()}, {t: d.gallery for t, d in tests.items()},
                     pid_names, cam_names, domain_names, n, split_id if set(spec.targets) & set(SMALL_TARGETS) else None)
 
@@ -569,36 +572,44 @@ def expected_counts(root=None, cuhk03_labeled:bool=True) -> dict:
     return out
 
 # %% ../nbs/07_data.ipynb #0000004c
-def _check_one(name, root, cfg, expected) -> CheckRow:
+def _check_one(name, root, cfg, expected, images:bool=False, progress:bool=False) -> CheckRow:
     cls = DATASETS[name]
     home, (exp_images, exp_ids) = cls.locate(root), _totals(expected)
     if not home.is_dir():
-        return CheckRow(name, 'missing', 0, exp_images, 0, exp_ids, str(home), [f'{name}: dataset folder not found: {home}\n  fix: {cls.how_to_get(root)}'])
+        return CheckRow(name, 'missing', 0, exp_images, 0, exp_ids, str(home),
+                        [f'{name}: dataset folder not found: {home}\n  fix: {cls.how_to_get(root)}'])
     try: d = cls(root, labeled=cfg.cuhk03_labeled, prepare=False) if name == 'cuhk03' else open_dataset(name, root, cfg)
     except DatasetError as e: return CheckRow(name, 'incomplete', 0, exp_images, 0, exp_ids, str(home), [str(e)])
     found, fmt = d.counts(), lambda c: f'{c[0]:,} images / {c[1]:,} ids'
-    problems = [f'{name}: {part} has {fmt(found[part])}, expected {fmt(want)}: {home}\n  fix: restore the complete dataset as {cls.where(root)}'
+    problems = [f'{name}: {part} has {fmt(found[part])}, expected {fmt(want)}: {home}\n'
+                f'  fix: restore the complete dataset as {cls.where(root)}'
                 for part, want in expected.items() if found.get(part) != want]
-    images, ids = _totals(found)
-    return CheckRow(name, 'incomplete' if problems else 'found', images, exp_images, ids, exp_ids, str(home), problems)
+    unusable = unusable_images(d, progress) if images else []
+    images_found, ids = _totals(found)
+    status = 'incomplete' if problems else 'corrupt' if unusable else 'found'
+    return CheckRow(name, status, images_found, exp_images, ids, exp_ids, str(home), problems + unusable)
 
-def check(root=None, cfg:RunConfig|None=None) -> list[CheckRow]:
-    "One `CheckRow` per dataset under `root`: found / missing / incomplete, counts against the expected ones."
+def check(root=None, cfg:RunConfig|None=None, images:bool=False, progress:bool=False, names=None) -> list[CheckRow]:
+    "One `CheckRow` per dataset (of `names`, default all) under `root`; `images`: decode every image too."
     cfg = cfg or RunConfig()
     root = data_root(root or cfg.data_root)
     expected = expected_counts(root, cfg.cuhk03_labeled)
-    return [_check_one(name, root, cfg, expected.get(name, {})) for name in DATASETS]
+    return [_check_one(name, root, cfg, expected.get(name, {}), images, progress) for name in names or DATASETS]
 
-def check_report(root=None, cfg:RunConfig|None=None) -> str:
-    "`check` as a printable table plus one line (and a fix) per problem."
-    cfg = cfg or RunConfig()
-    rows = check(root, cfg)
-    lines = [f"data root: {data_root(root or cfg.data_root).resolve()}",
+def format_check(rows:list, root) -> str:
+    "`check`'s rows as a printable table plus one line (and a fix) per problem."
+    lines = [f"data root: {Path(root).resolve()}",
              f"{'dataset':<10} {'status':<11} {'images found / expected':>24} {'ids found / expected':>21}  path"]
-    lines += [f'{r.name:<10} {r.status:<11} {r.images:>11,} / {r.expected_images:<10,} {r.ids:>8,} / {r.expected_ids:<10,}  {r.path}' for r in rows]
+    lines += [f'{r.name:<10} {r.status:<11} {r.images:>11,} / {r.expected_images:<10,} {r.ids:>8,} / '
+              f'{r.expected_ids:<10,}  {r.path}' for r in rows]
     problems = [p for r in rows for p in r.problems]
-    lines += ['', f'{len(problems)} problem(s):' if problems else 'all datasets found and complete'] + [f'- {p}' for p in problems]
-    return '\n'.join(lines)
+    lines += ['', f'{len(problems)} problem(s):' if problems else 'all datasets found and complete']
+    return '\n'.join(lines + [f'- {p}' for p in problems])
+
+def check_report(root=None, cfg:RunConfig|None=None, images:bool=True, progress:bool=False) -> str:
+    "`check` (every image decoded unless `images=False`) as a printable report."
+    cfg = cfg or RunConfig()
+    return format_check(check(root, cfg, images, progress), data_root(root or cfg.data_root))
 
 # %% ../nbs/07_data.ipynb #00000050
 def read_image(path:str, dataset:str='dataset') -> Image.Image:
@@ -622,6 +633,68 @@ class ReidImages(Dataset):
         name = self.domain_names[it.domain] if self.domain_names and isinstance(it.domain, int) else str(it.domain)
         img = read_image(it.path, name)
         return (self.transform(img) if self.transform else img), it.pid, it.camid, it.domain
+
+# %% ../nbs/07_data.ipynb #147aa07a
+from tqdm.auto import tqdm
+from .config import cache_dir
+
+MIN_SIDE, MAX_SIDE = 8, 4096  # pixels a side: re-ID crops are tens to hundreds of pixels
+
+def image_problem(path) -> str|None:
+    "Why the file at `path` is not a usable person image (it does not decode, or its size is implausible); else None."
+    try:
+        with Image.open(path) as img:
+            img.load()
+            w, h = img.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return f'cannot decode the image ({type(e).__name__}: {e})'
+    if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
+        return f'the image is {w}x{h} pixels, not a person crop ({MIN_SIDE} to {MAX_SIDE} pixels a side)'
+
+# %% ../nbs/07_data.ipynb #304bba7c
+def _stamp(path:str) -> list:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+def _verified_record(paths:list) -> Path:
+    "The record of verified images for the folder holding `paths`: `verified_images/<digest of the folder>.json`."
+    folder = os.path.commonpath([os.path.dirname(p) for p in paths])  # a dataset's folder
+    return cache_dir()/'verified_images'/f'{zlib.crc32(folder.encode()):08x}.json'
+
+def verify_images(paths, progress:bool=False, desc:str='decoding') -> dict:
+    "`{path: problem}` of the unusable images in `paths`; one verified before, same size and mtime, is not reopened."
+    paths = [os.path.abspath(p) for p in paths]
+    if not paths: return {}
+    record = _verified_record(paths)
+    try: verified = json.loads(record.read_text())
+    except (OSError, ValueError): verified = {}  # no record yet, or a damaged one: everything is verified again
+    todo, bad = [p for p in paths if verified.get(p) != _stamp(p)], {}
+    for p in tqdm(todo, desc=desc, unit='img', disable=not (progress and todo)):
+        problem = image_problem(p)
+        if problem: bad[p] = problem
+        else: verified[p] = _stamp(p)
+    if len(todo) > len(bad):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_name(f'{record.name}.{os.getpid()}.tmp')
+        tmp.write_text(json.dumps(verified)); os.replace(tmp, record)
+    return bad
+
+# %% ../nbs/07_data.ipynb #342521a3
+def dataset_images(d:ReidDataset) -> list[str]:
+    "Every image file the loaders of `d` read: all parts, the `combine_all` extras, a small target's ten splits."
+    views = [type(d)(d.root, split_id=i) for i in range(10)] if isinstance(d, SmallTarget) else [d]
+    return sorted({it.path for v in views for it in v.train + v.query + v.gallery + v.combined()})
+
+def unusable_images(d:ReidDataset, progress:bool=False) -> list[str]:
+    "One problem line, with the fix, per image of dataset `d` that cannot be used."
+    fix = f'extract this file again from the {d.title} archive, or delete it (the dataset is then incomplete)'
+    bad = verify_images(dataset_images(d), progress, d.name)
+    return [f'{d.name}: {problem}: {path}\n  fix: {fix}' for path, problem in bad.items()]
+
+def check_images(names, root=None, cfg:RunConfig|None=None, progress:bool=False):
+    "Decode every image of datasets `names` under `root` (verified ones skipped); a `DatasetError` names each bad file."
+    bad = [p for name in names for p in unusable_images(open_dataset(name, root, cfg), progress)]
+    if bad: raise DatasetError(f'{len(bad)} unusable image(s) under {data_root(root)}:\n' + '\n'.join(bad))
 
 # %% ../nbs/07_data.ipynb #00000055
 def _level(rng) -> float: return rng.uniform(0.1, 1.0)          # severity 1
@@ -677,6 +750,40 @@ class InstanceNorm:
     def __call__(self, x:torch.Tensor) -> torch.Tensor: return F.instance_norm(x[None], eps=self.eps)[0]
     def __repr__(self): return f'InstanceNorm(eps={self.eps})'
 
+# %% ../nbs/07_data.ipynb #000000b1
+_AXIS = torch.tensor([[0., -1., 1.], [1., 0., -1.], [-1., 1., 0.]]) / 3 ** 0.5   # cross product with the grey axis
+STYLE_RANGES = dict(hue=(-45., 45.), saturation=(0.6, 1.4), gamma=(0.8, 1.25))    # what `style_randomise` draws from
+
+def rendition(hue:torch.Tensor, saturation:torch.Tensor) -> torch.Tensor:
+    "B×3×3 colour matrices: chroma rotated by `hue` degrees about the grey axis, scaled by `saturation` (B-vectors)."
+    a = torch.deg2rad(hue)[:, None, None]
+    rot = torch.eye(3) + a.sin() * _AXIS + (1 - a.cos()) * (_AXIS @ _AXIS)
+    grey = torch.full((3, 3), 1 / 3)
+    return grey + saturation[:, None, None] * (rot - grey)
+
+def restyle(x:torch.Tensor, hue, saturation, gamma) -> torch.Tensor:
+    "A B×C×H×W batch in [0, 1], image i rendered with `hue[i]` degrees, `saturation[i]` and tone curve `x ** gamma[i]`."
+    t = lambda v: torch.as_tensor(v, dtype=torch.float32)
+    m = rendition(t(hue), t(saturation)).to(x)
+    return torch.einsum('bij,bjhw->bihw', m, x).clamp(0, 1) ** t(gamma).to(x)[:, None, None, None]
+
+def style_randomise(x:torch.Tensor, p:float=1., generator:torch.Generator|None=None) -> torch.Tensor:
+    "Float images in [0, 1] (C×H×W or B×C×H×W), each restyled with probability `p` by a rendition from `STYLE_RANGES`."
+    xb = x[None] if x.dim() == 3 else x
+    n = len(xb)
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)
+    on = torch.rand(n, generator=generator) < p
+    (h0, h1), (s0, s1), (g0, g1) = STYLE_RANGES.values()
+    out = restyle(xb, u(h0, h1) * on, torch.where(on, u(s0, s1), 1.), torch.where(on, u(g0, g1), 1.))
+    return out[0] if x.dim() == 3 else out
+
+class StyleRandomise:
+    "`style_randomise` as a per-image transform with probability `p` (draws from torch's global generator)."
+    def __init__(self, p:float=0.5): self.p = p
+    def __call__(self, x:torch.Tensor) -> torch.Tensor: return style_randomise(x, self.p)
+    def __repr__(self): return f'StyleRandomise(p={self.p})'
+
+
 # %% ../nbs/07_data.ipynb #0000005c
 def build_transforms(cfg:RunConfig|None=None, train:bool=True) -> T.Compose:
     "The training (`train=True`) or test image transform of `cfg.transforms` ('fgdi' or 'clipreid')."
@@ -692,7 +799,8 @@ def build_transforms(cfg:RunConfig|None=None, train:bool=True) -> T.Compose:
     return T.Compose([T.Resize(size, T.InterpolationMode.BICUBIC), T.RandomGrayscale(cfg.gray_prob),
                       T.Pad(cfg.pad), T.RandomCrop(size), T.RandomHorizontalFlip(cfg.flip_prob),
                       T.RandomApply([T.ColorJitter(0.15, 0.1, 0.05, 0.05)], p=cfg.color_jitter_prob),
-                      AugMix(cfg.augmix_prob), to_tensor, *erase, InstanceNorm()])
+                      AugMix(cfg.augmix_prob), to_tensor, *([StyleRandomise(cfg.style_aug)] if cfg.style_aug else []),
+                      *erase, InstanceNorm()])
 
 # %% ../nbs/07_data.ipynb #00000064
 class PKSampler(Sampler):

@@ -11,8 +11,8 @@ from scipy import stats
 from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['METRICS', 'BYTES_PER_DISTANCE', 'FULL_MATRIX_BYTES_PER_PAIR', 'SCALAR_METRICS', 'extract_features',
-           'pairwise_distances', 'reference_eval_func', 'sort_keys', 'chunk_rows', 'evaluate_chunks', 'evaluate',
+__all__ = ['METRICS', 'ITEMS_PER_BIN', 'BYTES_PER_DISTANCE', 'FULL_MATRIX_BYTES_PER_PAIR', 'SCALAR_METRICS', 'extract_features',
+           'pairwise_distances', 'reference_eval_func', 'ordered_bits', 'chunk_rows', 'evaluate_chunks', 'evaluate',
            'evaluate_distmat', 'random_problem', 'assert_same_metrics', 'clustered_problem', 'full_matrix_gb',
            'k_reciprocal_chunks', 're_ranking', 'average_metrics', 'MeanCI', 'mean_ci', 'metrics_ci', 'evaluate_model']
 
@@ -24,18 +24,21 @@ def _model_device(model) -> torch.device:
 def extract_features(model, loader, device=None, autocast:bool=False, progress:bool=True):
     "Eval-mode features of every image in `loader` (batches `(img, pid, camid, ...)`) → `(feats, pids, camids)`."
     device = torch.device(device) if device is not None else _model_device(model)
-    amp = torch.autocast('cuda', dtype=torch.float16) if autocast and device.type == 'cuda' else contextlib.nullcontext()
+    amp = (torch.autocast('cuda', dtype=torch.float16) if autocast and device.type == 'cuda'
+           else contextlib.nullcontext())
     was_training, feats, pids, camids = model.training, [], [], []
     model.eval()
     try:
         for img, pid, camid, *_ in tqdm(loader, desc='features', disable=not progress, leave=False):
-            with amp: f = model(img.to(device))
+            with amp: f = model(img.to(device, non_blocking=True))   # loaders pin memory with CUDA
             if f.ndim != 2 or len(f) != len(img):
                 raise ValueError(f'extract_features: the model returned shape {tuple(f.shape)} for {len(img)} images; '
                                  'in eval mode it must return one feature row per image')
             feats.append(f.float().cpu()); pids.append(torch.as_tensor(pid)); camids.append(torch.as_tensor(camid))
     finally: model.train(was_training)
-    if not feats: raise ValueError('extract_features: the loader yielded no batches; check that the query/gallery set is not empty')
+    if not feats:
+        raise ValueError('extract_features: the loader yielded no batches; '
+                         'check that the query/gallery set is not empty')
     return torch.cat(feats), torch.cat(pids).numpy(), torch.cat(camids).numpy()
 
 # %% ../nbs/08_eval.ipynb #0000000a
@@ -112,36 +115,84 @@ def reference_eval_func(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:in
 # %% ../nbs/08_eval.ipynb #00000015
 _NO_KEY = torch.iinfo(torch.int64).max
 
-def sort_keys(dist:torch.Tensor) -> torch.Tensor:
-    "int64 keys whose order along each row is the stable order of `dist` (by distance, then column)."
-    bits = (dist.float() + 0.0).view(torch.int32)  # + 0.0 maps -0.0 to +0.0
-    bits = bits ^ ((bits >> 31) & 0x7FFFFFFF)      # negative floats: reverse their order, below all positives
-    return bits.to(torch.int64).bitwise_left_shift_(32).bitwise_or_(torch.arange(dist.shape[1], device=dist.device))
+def ordered_bits(dist:torch.Tensor) -> torch.Tensor:
+    "int32 numbers in the order of the float32 `dist` (−0.0 equal to +0.0): its bits, sign-flipped where negative."
+    bits = dist.float().contiguous().view(torch.int32)
+    if int(bits.min()) >= 0: return bits                  # no negative number and no −0.0: the bits are in order
+    bits = (dist.float() + 0.0).view(torch.int32)         # + 0.0 maps −0.0 to +0.0
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)             # negative floats: reverse their order, below all positives
 
 # %% ../nbs/08_eval.ipynb #00000018
-def _query_stats(dist, q_pids, q_camids, g_pids, g_camids):
+ITEMS_PER_BIN = 4   # gallery items per histogram bin, on average
+
+def _col_bits(n_gallery:int) -> int: return max(1, (n_gallery - 1).bit_length())
+def _n_bins(n_gallery:int) -> int: return max(4, -(-n_gallery // ITEMS_PER_BIN))
+
+def _rows_per_call(n_gallery:int) -> int:
+    "Most query rows per `_query_stats` call: (row, distance, column) must fit an int64, the row bins an int32."
+    return min(2 ** (31 - _col_bits(n_gallery)), 2**31 // _n_bins(n_gallery)) - 1
+
+def _gallery_index(g_pids):
+    "The gallery grouped by identity: (identities, group starts in `order`, group sizes, `order` = stable argsort)."
+    order = torch.argsort(g_pids, stable=True)
+    ids, size = torch.unique_consecutive(g_pids[order], return_counts=True)
+    return ids, size.cumsum(0) - size, size, order
+
+def _own_items(q_pids, gallery):
+    "Each query's gallery images of its identity (true matches and junk) as (row, slot, column), and the most per row."
+    ids, start, size, order = gallery
+    i = torch.searchsorted(ids, q_pids).clamp(max=len(ids) - 1)
+    n = torch.where(ids[i] == q_pids, size[i], 0)
+    rows = torch.arange(len(q_pids), device=q_pids.device).repeat_interleave(n)
+    slot = torch.arange(len(rows), device=q_pids.device) - (n.cumsum(0) - n)[rows]
+    return rows, slot, order[start[i][rows] + slot], max(int(n.max()), 1)
+
+def _row_bins(bits, n_bins:int):
+    "A bin per entry, monotone in `bits` along each row; row r uses bins r·n_bins ... (r+1)·n_bins − 1."
+    lo, hi = torch.aminmax(bits, dim=1)
+    span, shift = int((hi.long() - lo.long()).max()), 0
+    while (span >> shift) + 1 >= n_bins: shift += 1
+    rows = torch.arange(len(bits), device=bits.device, dtype=torch.int32)
+    return (bits >> shift).add_((rows * n_bins - (lo >> shift))[:, None])
+
+def _pack(rows, bits, cols, col_bits:int):
+    "One int64 per item, in the order (row, distance, column)."
+    return (rows << (32 + col_bits)) | ((bits.long() + 2**31) << col_bits) | cols
+
+# %% ../nbs/08_eval.ipynb #0000a001
+def _match_ranks(bits, rows, cols, col_bits:int):
+    "1-based rank of each true match (row, col) among all items of its row, in the stable order of `bits`."
+    nq, ng = bits.shape
+    n_bins = _n_bins(ng)
+    bins = _row_bins(bits, n_bins)
+    hist = torch.bincount(bins.view(-1), minlength=nq * n_bins)
+    below = hist.cumsum(0) - hist                                       # items in lower bins (earlier rows included)
+    m_bin, m_key = bins[rows, cols], _pack(rows, bits[rows, cols], cols, col_bits)
+    shared = torch.zeros(nq * n_bins, dtype=torch.uint8, device=bits.device)
+    shared[m_bin] = 1
+    near = shared.index_select(0, bins.view(-1)).nonzero().squeeze(1)   # items sharing a bin with a true match
+    n_row = near // ng
+    near_key, order = _pack(n_row, bits.view(-1)[near], near - n_row * ng, col_bits).sort()
+    near_bin = bins.view(-1)[near][order]                               # non-decreasing: the bins are monotone
+    within = torch.searchsorted(near_key, m_key, right=True) - torch.searchsorted(near_bin, m_bin)
+    return below[m_bin] - rows * ng + within
+
+def _query_stats(dist, q_pids, q_camids, g_camids, gallery):
     "Per query row of `dist`: (#true matches, rank of first match, rank of last match, AP) — no row is sorted."
-    nq, dev = len(dist), dist.device
-    same = q_pids[:, None] == g_pids[None, :]                    # true matches and junk
-    n_same = same.sum(1)
-    rows, cols = same.nonzero(as_tuple=True)
-    width = max(int(n_same.max()), 1)
-    slot = torch.arange(len(rows), device=dev) - (n_same.cumsum(0) - n_same)[rows]
-    keys = sort_keys(dist)
-    own = torch.full((nq, width), _NO_KEY, device=dev)           # the identity's own gallery items, padded
-    own[rows, slot] = keys[rows, cols]
-    junk = torch.zeros((nq, width), dtype=torch.bool, device=dev)
-    junk[rows, slot] = q_camids[rows] == g_camids[cols]
-    own, order = own.sort(1)
-    junk = junk.gather(1, order)
+    nq, ng, dev = *dist.shape, dist.device
+    col_bits, bits = _col_bits(ng), ordered_bits(dist)
+    rows, slot, cols, width = _own_items(q_pids, gallery)
+    junk = q_camids[rows] == g_camids[cols]
+    ranks = torch.zeros(len(rows), dtype=torch.int64, device=dev)
+    ranks[~junk] = _match_ranks(bits, rows[~junk], cols[~junk], col_bits)
+    padded = lambda v, fill: torch.full((nq, width), fill, dtype=v.dtype, device=dev).index_put_((rows, slot), v)
+    own, order = padded(_pack(rows, bits[rows, cols], cols, col_bits), _NO_KEY).sort(1)
+    junk, rank_all = padded(junk, False).gather(1, order), padded(ranks, 0).gather(1, order)
     match = (own != _NO_KEY) & ~junk
-    place = torch.searchsorted(own, keys, out_int32=True)       # own items strictly before each gallery item
-    counts = torch.zeros((nq, width + 1), dtype=torch.int32, device=dev)
-    counts.scatter_add_(1, place, torch.ones((), dtype=torch.int32, device=dev).expand_as(place))
-    rank = counts.cumsum(1)[:, :width] - junk.cumsum(1)         # 1-based rank among the non-junk items
+    rank = rank_all - junk.cumsum(1)                                    # 1-based rank among the non-junk items
     n_rel, hits = match.sum(1), match.cumsum(1)
     ap = torch.where(match, hits.double() / rank.double(), 0.).sum(1) / n_rel
-    first = torch.where(match, rank, torch.iinfo(torch.int32).max).amin(1)
+    first = torch.where(match, rank, torch.iinfo(torch.int64).max).amin(1)
     last = torch.where(match, rank, 0).amax(1)
     return n_rel, first, last, ap
 
@@ -155,7 +206,8 @@ def chunk_rows(n_gallery:int, chunk_mb:float=256) -> int:
 
 def _results(n_rel, first, last, ap, max_rank:int) -> dict:
     valid = n_rel > 0
-    if not valid.any(): raise ValueError('no query has a true match in the gallery (all query identities are missing from it)')
+    if not valid.any():
+        raise ValueError('no query has a true match in the gallery (all query identities are missing from it)')
     n_valid = int(valid.sum())
     hist = np.bincount(np.minimum(first[valid], max_rank + 1) - 1, minlength=max_rank + 1)[:max_rank]
     cmc = np.cumsum(hist).astype(np.float32) / float(n_valid)
@@ -163,19 +215,36 @@ def _results(n_rel, first, last, ap, max_rank:int) -> dict:
     res.update({f'R{k}': float(cmc[min(k, max_rank) - 1]) for k in (1, 5, 10)})
     return dict(res, cmc=cmc, n_query=len(n_rel), n_valid=n_valid)
 
+# %% ../nbs/08_eval.ipynb #0000a003
+@contextlib.contextmanager
+def _one_thread_on_cpu(device):
+    "Ranking's passes are memory-bound: on the CPU one thread is faster than several (they wait for each other)."
+    n = torch.get_num_threads()
+    if device.type == 'cpu': torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(n)
+
 def evaluate_chunks(chunks:Iterable, q_pids, g_pids, q_camids, g_camids, max_rank:int=50, progress:bool=False) -> dict:
-    "Score distance blocks `(start, dist)` covering all queries in order → dict(mAP, mINP, R1, R5, R10, cmc, n_query, n_valid)."
+    "Score distance blocks `(start, dist)` in query order → dict(mAP, mINP, R1, R5, R10, cmc, n_query, n_valid)."
     nq, ng = len(q_pids), len(g_pids)
     if max_rank > ng:
         warnings.warn(f'max_rank={max_rank} exceeds the gallery size {ng}; CMC is reported up to rank {ng}')
         max_rank = ng
-    parts, done = [], 0
+    parts, done, gallery, step = [], 0, None, _rows_per_call(ng)
     for start, dist in tqdm(chunks, desc='ranking', disable=not progress, leave=False):
-        if start != done or dist.shape[1] != ng: raise ValueError(f'distance block at row {start} ({tuple(dist.shape)}) does not continue row {done} of a {nq}×{ng} problem')
-        if not torch.isfinite(torch.stack(torch.aminmax(dist))).all(): raise ValueError(f'NaN/inf distances in query rows {start}..{start + len(dist) - 1}; check the features or the distance matrix')
+        if start != done or dist.shape[1] != ng:
+            raise ValueError(f'distance block at row {start} ({tuple(dist.shape)}) does not continue row {done} '
+                             f'of a {nq}×{ng} problem')
         dev, end = dist.device, start + len(dist)
-        parts.append([t.cpu().numpy() for t in _query_stats(dist, q_pids[start:end].to(dev), q_camids[start:end].to(dev),
-                                                             g_pids.to(dev), g_camids.to(dev))])
+        if gallery is None or gallery[0].device != dev: gallery = _gallery_index(g_pids.to(dev))
+        with _one_thread_on_cpu(dev):
+            if not torch.isfinite(torch.stack(torch.aminmax(dist))).all():
+                raise ValueError(f'NaN/inf distances in query rows {start}..{end - 1}; '
+                                 'check the features or the distance matrix')
+            for s in range(start, end, step):
+                e = min(s + step, end)
+                parts.append([t.cpu().numpy() for t in _query_stats(dist[s - start:e - start], q_pids[s:e].to(dev),
+                                                                     q_camids[s:e].to(dev), g_camids.to(dev), gallery)])
         done = end
     if done != nq: raise ValueError(f'the distance blocks covered {done} of {nq} query rows')
     return _results(*map(np.concatenate, zip(*parts)), max_rank=max_rank)

@@ -16,50 +16,97 @@ from .data import (load_protocol, protocol_name, PROTOCOLS, check, ReidImages, P
 from .eval import evaluate_model, average_metrics
 from .model import build_model
 from .train import Trainer, TrainData, seed_everything
+from .batches import TensorBatches, test_batches
+from .synth import world_id
 from .pretrain import world_root, ensure_world, small_clip_weights, small_clip_name
 
 # %% auto #0
-__all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'FINAL_ONLY', 'full_scale_missing', 'resolve_scale', 'small_backbone',
-           'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'environment', 'banner',
-           'prepare_scale', 'stages_key', 'share_stages', 'train_and_evaluate', 'run', 'clip_weights_kw', 'run_grid',
-           'result_table']
+__all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_ONLY', 'full_scale_missing', 'weights_path',
+           'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
+           'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'file_digest', 'data_record',
+           'weights_record', 'banner', 'environment', 'scale_line', 'prepare_scale', 'stages_key', 'share_stages',
+           'train_and_evaluate', 'run', 'clip_weights_kw', 'run_grid', 'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
     spec = PROTOCOLS[protocol_name(cfg.protocol, cfg.target)]
     return set(spec.sources) | set(spec.targets)
 
-def full_scale_missing(cfg:RunConfig) -> list:
-    "What `full` scale lacks for `cfg`: a GPU, datasets, CLIP weights (empty if nothing)."
-    missing = [] if torch.cuda.is_available() else ['a CUDA GPU (torch.cuda.is_available() is False)']
+def full_scale_missing(cfg:RunConfig, gpu:bool|None=None) -> list:
+    "What `full` lacks for `cfg`: a GPU (`gpu`: whether the run will have one; None: this machine), datasets, weights."
+    has_gpu = torch.cuda.is_available() if gpu is None else gpu
+    missing = [] if has_gpu else ['a CUDA GPU (torch.cuda.is_available() is False)']
     rows = {r.name: r for r in check(cfg.data_root)}
     absent = [n for n in sorted(_needed_datasets(cfg)) if n not in rows or rows[n].status != 'found']
-    if absent: missing.append(f"datasets {', '.join(absent)} under {data_root(cfg.data_root)} (`fgdi data check` says how to fix it)")
+    if absent: missing.append(f"datasets {', '.join(absent)} under {data_root(cfg.data_root)} "
+                              "(`fgdi data check` says how to fix it)")
     if cfg.clip_weights is None: missing.append('CLIP weights (clip_weights is None)')
     else:
-        try: _weights_present(cfg)
+        try: weights_path(cfg)
         except Exception as e: missing.append(f'weights {cfg.clip_weights!r} for {cfg.backbone} ({e})')
     return missing
 
-def _weights_present(cfg:RunConfig):
-    if cfg.backbone not in BLIP_BACKBONES: return weights_file(cfg.backbone, cfg.clip_weights)
+def weights_path(cfg:RunConfig) -> Path:
+    "The file of `cfg.clip_weights` (a path, an open_clip tag of the backbone, a BLIP checkpoint); an error if absent."
+    if cfg.backbone not in BLIP_BACKBONES: return weights_file(cfg.backbone, cfg.clip_weights)[0]
     from fgdi.blip import blip_weights_file  # the `blip` extra (transformers), imported only for a BLIP backbone
     return blip_weights_file(cfg.clip_weights)
 
-def resolve_scale(cfg:RunConfig) -> tuple[str, str]:
-    "The scale to run (`full`, `mini` or `smoke`) and why."
+def resolve_scale(cfg:RunConfig, gpu:bool|None=None) -> tuple[str, str]:
+    "The scale to run (`full`, `mini` or `smoke`) and why (`gpu`: whether the run will have a GPU; None: this machine)."
     if cfg.scale in ('mini', 'smoke'): return cfg.scale, f'scale={cfg.scale!r} was asked for'
-    missing = full_scale_missing(cfg)
+    missing = full_scale_missing(cfg, gpu)
     if cfg.scale == 'full':
-        if missing: raise RuntimeError("scale='full' needs " + '; '.join(missing) + ". Provide them, or use scale='mini' for the embedded world.")
+        if missing: raise RuntimeError("scale='full' needs " + '; '.join(missing) + ". Provide them, or rehearse with "
+                                       "scale='mini' (on data_root if given, else the embedded world).")
         return 'full', "scale='full' was asked for and the GPU, data and weights are present"
     if missing: return 'mini', 'auto chose mini: full scale lacks ' + '; '.join(missing)
     return 'full', 'auto chose full: GPU, data and CLIP weights are present'
 
-# %% ../nbs/11_experiment.ipynb #00000008
+# %% ../nbs/11_experiment.ipynb #29bd4c1c
+from .clip import new_clip, read_state_dict
+
+def uses_world(cfg:RunConfig, scale:str) -> bool:
+    "Whether `cfg` at `scale` runs on the embedded world: below full scale, unless the config names a data root."
+    return scale != 'full' and cfg.data_root in (None, str(world_root(scale, styles=cfg.styles)))
+
+def _blip_default(backbone:str) -> str|None:
+    if backbone not in BLIP_BACKBONES: return None
+    from fgdi.blip import BLIP_REPO  # the `blip` extra, imported only for a BLIP backbone
+    return BLIP_REPO
+
+def scale_picks_weights(cfg:RunConfig) -> bool:
+    "Whether `cfg`'s weights are the scale's to choose: the paper's default, or the small CLIP a mini config has."
+    settings = small_clip_settings(cfg)
+    picked = {RunConfig.clip_weights, _blip_default(cfg.backbone), settings and small_clip_name(settings)}
+    return cfg.clip_weights is not None and cfg.clip_weights in picked
+
+def _fits(sd:dict, backbone:str) -> bool:
+    "Whether CLIP tensors `sd` have the names and shapes of `backbone`'s (position embeddings are resized anyway)."
+    with torch.device('meta'): own = new_clip(backbone).state_dict()
+    return all(k in sd and (sd[k].shape == v.shape or 'positional_embedding' in k) for k, v in own.items())
+
+def check_weights(cfg:RunConfig, scale:str):
+    "One error if the weights the user gave cannot start the model of `scale`, naming the scale whose model they fit."
+    if cfg.clip_weights is None or scale_picks_weights(cfg): return
+    models = {s: cfg.backbone if s == 'full' else small_backbone(cfg.backbone, s) for s in ('full', 'mini', 'smoke')}
+    given = f"clip_weights={cfg.clip_weights!r}"
+    if models[scale] in BLIP_BACKBONES or not Path(cfg.clip_weights).is_file():
+        if scale == 'full': return  # a tag or a BLIP checkpoint of the paper's model: `build_model` reads it
+        raise ValueError(f"{given} names weights of {cfg.backbone}, the model of scale 'full'; scale {scale!r} runs "
+                         f"{models[scale]}. Use scale='full', give a checkpoint file of {models[scale]}, or leave "
+                         f"clip_weights at its default ({scale}'s own weights)")
+    sd, _ = read_state_dict(cfg.clip_weights)  # an unreadable file: one error saying so
+    if _fits(sd, models[scale]): return
+    fit = next((s for s, b in models.items() if _fits(sd, b)), None)
+    where = (f"they fit {models[fit]}, the model of scale {fit!r}: use scale={fit!r}" if fit else
+             f"they fit none of {list(dict.fromkeys(models.values()))}: give weights made for one of them")
+    raise ValueError(f"{given} does not fit {models[scale]}, the model of scale {scale!r}; {where}")
+
+# %% ../nbs/11_experiment.ipynb #b5a4fed5
 MINI = dict(size_train=(128, 64), size_test=(128, 64), batch_size=32, epochs_initial=1, epochs_id_tokens=6,
             epochs_domain_tokens=2, epochs_final=3, lr_image=5e-5, lr_image_bias=1e-4, num_workers=0)
-SMOKE = dict(clip_weights=None, size_train=(64, 32), size_test=(64, 32), batch_size=16,
+SMOKE = dict(size_train=(64, 32), size_test=(64, 32), batch_size=16,
              epochs_initial=1, epochs_id_tokens=1, epochs_domain_tokens=1, epochs_final=1, num_workers=0)
 SMALL_BACKBONES = {  # the paper's backbone -> its stand-in at mini and at smoke scale
     'ViT-B-16': ('fgdi-mini-vit', 'fgdi-tiny-vit'), 'ViT-B-32': ('fgdi-mini-vit32', 'fgdi-tiny-vit'),
@@ -81,9 +128,10 @@ def _shrunk_schedule(d:dict) -> dict:
     paper = RunConfig()
     def milestone(m):  # the image lr decays in the same final-stage epoch, in proportion, as in the paper's plan
         return d['epochs_initial'] + math.ceil((m - paper.epochs_initial) / paper.epochs_final * d['epochs_final'])
+    prompt_warmup = paper.prompt_warmup_epochs * d['epochs_id_tokens'] / paper.epochs_id_tokens
     return dict(image_warmup_iters=max(1, round(paper.image_warmup_iters * d['epochs_final'] / paper.epochs_final)),
                 image_milestones=tuple(milestone(m) for m in paper.image_milestones),
-                prompt_warmup_epochs=max(1, round(paper.prompt_warmup_epochs * d['epochs_id_tokens'] / paper.epochs_id_tokens)))
+                prompt_warmup_epochs=max(1, round(prompt_warmup)))
 
 EPOCHS = ('epochs_initial', 'epochs_id_tokens', 'epochs_domain_tokens', 'epochs_final')
 
@@ -92,17 +140,26 @@ def _shrunk_epochs(cfg:RunConfig, preset:dict) -> dict:
     paper = RunConfig()
     return {k: max(1, round(getattr(cfg, k) * preset[k] / getattr(paper, k))) if getattr(cfg, k) else 0 for k in EPOCHS}
 
-def at_scale(cfg:RunConfig, scale:str) -> RunConfig:
-    "The concrete config that runs `cfg` at `scale` (`full` keeps it as is; a config already made concrete is kept too)."
-    if scale == 'full': return replace(cfg, scale='full')
-    if cfg.scale == scale and cfg.data_root == str(world_root(scale)): return cfg  # already concrete: shrink once only
-    preset = MINI if scale == 'mini' else SMOKE
-    d = preset | _shrunk_epochs(cfg, preset)
+# %% ../nbs/11_experiment.ipynb #e1c04ac8
+def _concrete(cfg:RunConfig, scale:str, epochs:dict) -> RunConfig:
+    "`cfg` at `scale` with these `epochs`: the scale's schedule and model size; the user's data and weights if given."
+    world = uses_world(cfg, scale)
+    d = (MINI if scale == 'mini' else SMOKE) | epochs
     d |= _shrunk_schedule(d)
-    d |= dict(data_root=str(world_root(scale)), backbone=small_backbone(cfg.backbone, scale))
+    if not world: d.pop('num_workers')  # real images: the config's loader workers
+    d |= dict(data_root=str(world_root(scale, styles=cfg.styles)) if world else cfg.data_root,
+              world=world_id(scale, cfg.styles) if world else None, backbone=small_backbone(cfg.backbone, scale))
     small = replace(cfg, scale=scale, **d)
-    settings = small_clip_settings(small)  # mini: the cached small CLIP (`fgdi.pretrain`), resolved when the model is built
+    if not scale_picks_weights(cfg): return small
+    settings = small_clip_settings(small)  # mini: the cached small CLIP (`fgdi.pretrain`), resolved when built
     return replace(small, clip_weights=None if settings is None else small_clip_name(settings))
+
+def at_scale(cfg:RunConfig, scale:str) -> RunConfig:
+    "The concrete config that runs `cfg` at `scale` (`full` keeps it as is; a config made concrete already is kept)."
+    if scale == 'full': return replace(cfg, scale='full')
+    preset = MINI if scale == 'mini' else SMOKE
+    if _concrete(cfg, scale, {k: getattr(cfg, k) for k in EPOCHS}) == cfg: return cfg  # concrete already: shrink once
+    return _concrete(cfg, scale, _shrunk_epochs(cfg, preset))
 
 # %% ../nbs/11_experiment.ipynb #0000000b
 def _seed_worker(worker_id):
@@ -110,8 +167,8 @@ def _seed_worker(worker_id):
     s = torch.initial_seed() % 2**32
     random.seed(s); np.random.seed(s)
 
-def train_data(p, cfg:RunConfig) -> TrainData:
-    "`TrainData` of protocol data `p`: PK batches with training transforms, a cache pass with test transforms."
+def _pil_batches(p, cfg:RunConfig) -> tuple:
+    "The reference pipeline (`augment='pil'`): DataLoaders of per-image PIL transforms."
     pids = [it.pid for it in p.train]
     train_ds = ReidImages(p.train, build_transforms(cfg, True), p.domain_names)
     cache_ds = ReidImages(p.train, build_transforms(cfg, False), p.domain_names)
@@ -120,6 +177,14 @@ def train_data(p, cfg:RunConfig) -> TrainData:
         return DataLoader(train_ds, batch_size=cfg.batch_size, sampler=PKSampler(pids, cfg.batch_size, cfg.num_instances, seed),
                           generator=torch.Generator().manual_seed(seed), **kw)
     def cache_batches(): return DataLoader(cache_ds, batch_size=256, shuffle=False, **kw)
+    return pk_batches, cache_batches
+
+def train_data(p, cfg:RunConfig, device=None, progress:bool=True) -> TrainData:
+    "`TrainData` of protocol data `p`: PK batches with training transforms, a cache pass with test transforms."
+    if cfg.augment == 'tensor':  # decoded once, augmented in batches on `device` (`fgdi.batches`)
+        tb = TensorBatches(p.train, cfg, device, progress)
+        pk_batches, cache_batches = tb.pk_batches, tb.cache_batches
+    else: pk_batches, cache_batches = _pil_batches(p, cfg)
     id_domain = torch.zeros(p.num_classes, dtype=torch.long)  # identities without images (num_classes='code') stay 0
     for it in p.train: id_domain[it.pid] = it.domain
     return TrainData(p.num_classes, p.num_domains, id_domain, pk_batches, cache_batches)
@@ -127,17 +192,81 @@ def train_data(p, cfg:RunConfig) -> TrainData:
 # %% ../nbs/11_experiment.ipynb #0000000d
 def _plain(m:dict) -> dict: return {k: (v.tolist() if hasattr(v, 'tolist') else v) for k, v in m.items()}
 
+def _test_images(items:list, cfg:RunConfig, model):
+    "Query or gallery batches: from the decoded-image cache (`augment='tensor'`), else the PIL test loader."
+    if cfg.augment == 'pil': return test_loader(items, [], cfg)
+    return test_batches(items, cfg, next(model.parameters()).device, progress=False)
+
 def evaluate_targets(model, p, cfg:RunConfig, progress:bool=False) -> dict:
     "Metrics per target (and split), and their average over targets."
     per_target, splits = {}, {}
     for t in p.targets:
         runs = {}
         for split, query, gallery in target_splits(t, cfg.data_root, cfg):
-            runs[split] = _plain(evaluate_model(model, test_loader(query, [], cfg), test_loader([], gallery, cfg), progress=progress,
-                                                metric='cosine' if cfg.feat_norm else 'sqeuclidean', rerank=cfg.rerank))
+            runs[split] = _plain(evaluate_model(model, _test_images(query, cfg, model), _test_images(gallery, cfg, model),
+                                                progress=progress, rerank=cfg.rerank,
+                                                metric='cosine' if cfg.feat_norm else 'sqeuclidean'))
         splits[t] = {str(k): v for k, v in runs.items()}
         per_target[t] = average_metrics(runs)
     return dict(targets=per_target, splits=splits, average=average_metrics(per_target))
+
+# %% ../nbs/11_experiment.ipynb #6e678ca9
+import hashlib
+from functools import lru_cache
+from .data import check_images
+
+@lru_cache(maxsize=None)
+def _sha256(path:str, size:int, mtime_ns:int) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()[:16]
+
+def file_digest(path) -> str:
+    "The first 16 hex digits of the SHA-256 of the file at `path` (remembered while its size and mtime stay the same)."
+    st = os.stat(path)
+    return _sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+def data_record(cfg:RunConfig) -> dict:
+    "Which data `cfg` (a concrete config) runs on: the world (with its id) or a data root, and the protocol's datasets."
+    return dict(source='embedded world' if cfg.world else 'data_root', world=cfg.world,
+                root=str(data_root(cfg.data_root).resolve()), datasets=sorted(_needed_datasets(cfg)))
+
+def weights_record(cfg:RunConfig) -> dict:
+    "Which weights the model of `cfg` starts from: model, `clip_weights`, the file and its digest (None: random init)."
+    kw = clip_weights_kw(cfg, progress=False)  # mini: the cached small CLIP
+    path = None if cfg.clip_weights is None else Path(kw['weights']) if kw else weights_path(cfg)
+    return dict(model=cfg.backbone, clip_weights=cfg.clip_weights, file=path and str(path),
+                sha256=path and file_digest(path))
+
+# %% ../nbs/11_experiment.ipynb #904d3c5f
+def _weights_line(cfg:RunConfig) -> str:
+    if cfg.clip_weights is None: return f'{cfg.backbone}, random init'
+    if scale_picks_weights(cfg) and cfg.scale == 'mini':  # pretrained on first use: its file may not exist yet
+        return (f"{cfg.backbone} from the small CLIP {cfg.clip_weights} (mini's own, pretrained on the world; "
+                "give clip_weights to change it)")
+    w = weights_record(cfg)
+    return f"{cfg.backbone} from {w['file']} (sha256 {w['sha256']})"
+
+SCALE_CHOSEN = ('backbone', 'clip_weights', 'num_workers')  # what mini and smoke choose, besides the schedule
+
+def _replaced(asked:RunConfig, cfg:RunConfig) -> str:
+    "The line naming each setting of `asked` the scale of `cfg` replaced (empty if none)."
+    changes = [f'{k} {getattr(asked, k)!r} -> {getattr(cfg, k)!r}' for k in SCALE_CHOSEN
+               if getattr(asked, k) != getattr(cfg, k)]
+    if not changes: return ''
+    return (f"\nfgdi {cfg.scale} replaces: {', '.join(changes)} (the scale's model size and loader; your data_root and "
+            "clip_weights, and num_workers on your datasets, are kept at any scale)")
+
+def banner(scale:str, why:str, cfg:RunConfig, asked:RunConfig|None=None) -> str:
+    "The loud statement of what runs and why: scale, run, data, weights, and what the scale replaced in `asked`."
+    data = data_record(cfg)
+    where = (f"the embedded synthetic world {cfg.world} in {data['root']} "
+             "(give data_root / --data-root to run on your datasets)" if cfg.world else data['root'])
+    run_id = (f"run {config_hash(cfg)}: {protocol_name(cfg.protocol, cfg.target)}, variant {cfg.variant}, "
+              f"seed {cfg.seed}")
+    return (f"{scale_line(scale, why)}; {run_id}\nfgdi data: {', '.join(data['datasets'])} from {where}\n"
+            f"fgdi weights: {_weights_line(cfg)}" + (_replaced(asked, cfg) if asked else ''))
 
 # %% ../nbs/11_experiment.ipynb #0000000f
 def _write_json(path:Path, obj):
@@ -151,15 +280,15 @@ def environment() -> dict:
     return dict(fgdi=fgdi.__version__, torch=torch.__version__, open_clip=open_clip.__version__, python=platform.python_version(),
                 device=dev, host=socket.gethostname())
 
-def banner(scale:str, why:str, cfg:RunConfig) -> str:
-    "The loud one-line statement of what runs and why."
-    note = '' if scale == 'full' else ' -- embedded synthetic world, NOT comparable with the paper'
-    return f"### fgdi scale: {scale.upper()}{note} ({why}); run {config_hash(cfg)}: {protocol_name(cfg.protocol, cfg.target)}, variant {cfg.variant}, seed {cfg.seed}"
+def scale_line(scale:str, why:str) -> str:
+    "The loud statement of the scale that runs and why (once per run, or once per grid)."
+    note = '' if scale == 'full' else ' -- short schedules and a small model, NOT comparable with the paper'
+    return f"### fgdi scale: {scale.upper()}{note} ({why})"
 
 def prepare_scale(cfg:RunConfig, progress:bool=True):
-    "Write the synthetic world and pretrain the small CLIP that `cfg` (at mini/smoke scale) needs, if not cached."
-    if cfg.scale == 'full': return
-    ensure_world(cfg.data_root, cfg.scale)
+    "Write the world `cfg` runs on (if it does), decode every image it reads, pretrain the small CLIP it needs."
+    if cfg.world: ensure_world(cfg.data_root, cfg.scale, styles=cfg.styles)
+    check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
     clip_weights_kw(cfg, progress)
 
 FINAL_ONLY = dict(use_apn=False, apn='ed', beta=0.3, apn_margin=0.3, epochs_final=1)
@@ -195,7 +324,7 @@ def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=Tru
     "Train `cfg` (a concrete config) on protocol data `p` in `run_dir` (resuming if possible) and evaluate its targets."
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     seed_everything(cfg.seed)
-    model, data = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg)), train_data(p, cfg)
+    model, data = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg)), train_data(p, cfg, device, progress)
     shared = share_stages(cfg, model, data, run_dir, device, progress)
     tr = Trainer(cfg, model, data, run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
     log = [json.loads(l) for l in tr.log_path.read_text().splitlines()]
@@ -207,16 +336,18 @@ def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=Tru
 def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose:bool=True) -> dict:
     "Train and evaluate `cfg` (at its resolved scale), or read the finished result back."
     scale, why = resolve_scale(cfg)
-    cfg = at_scale(cfg, scale)
+    asked, cfg = cfg, at_scale(cfg, scale)
     d = Path(runs_dir)/config_hash(cfg)
     if (d/'result.json').exists(): return json.loads((d/'result.json').read_text())
-    if verbose: print(banner(scale, why, cfg), flush=True)
+    check_weights(asked, scale)
+    if verbose: print(banner(scale, why, cfg, asked), flush=True)
     _write_json(d/'config.json', config_dict(cfg))
     prepare_scale(cfg, progress)
     t0 = time.time()
     res = train_and_evaluate(cfg, load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg), d, device, progress)
     stages = res.pop('stage_seconds')
-    result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg), **res,
+    result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg),
+                  data=data_record(cfg), weights=weights_record(cfg), **res,
                   seconds=dict(stages=stages, total=round(time.time() - t0, 2)), environment=environment(),
                   finished=time.strftime('%Y-%m-%d %H:%M:%S'))
     _write_json(d/'result.json', result)

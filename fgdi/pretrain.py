@@ -13,24 +13,24 @@ import open_clip
 from open_clip.loss import ClipLoss
 from .config import cache_dir
 from .clip import build_clip
-from .synth import write_world
+from .synth import write_world, world_id, pretrain_id
 
 # %% auto #0
 __all__ = ['PRETRAIN', 'ZERO_SHOT', 'world_root', 'ensure_world', 'load_pairs', 'tokenize', 'normalise', 'pretrain_clip',
            'zero_shot_report', 'small_clip_name', 'small_clip_weights']
 
 # %% ../nbs/10_pretrain.ipynb #00000006
-def world_root(scale:str='mini', seed:int=0) -> Path:
-    "Folder of the synthetic world of `scale` and `seed` in fgdi's cache."
-    return cache_dir()/'worlds'/f'{scale}-seed{seed}'
+def world_root(scale:str='mini', seed:int=0, styles:str='distinct') -> Path:
+    "Folder of the synthetic world of `scale`, `seed` and `styles` in fgdi's cache, named by its `world_id`."
+    return cache_dir()/'worlds'/f'{scale}-seed{seed}-{styles}-{world_id(scale, styles)}'
 
-def ensure_world(root, scale:str='mini', seed:int=0) -> Path:
+def ensure_world(root, scale:str='mini', seed:int=0, styles:str='distinct') -> Path:
     "Write the synthetic world to `root` unless a finished one (with `manifest.json`) is there."
     root = Path(root)
     if (root/'manifest.json').exists(): return root
     tmp = root.with_name(root.name + f'.tmp{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True)
-    write_world(tmp, scale=scale, seed=seed)
+    write_world(tmp, scale=scale, seed=seed, styles=styles)
     shutil.rmtree(root, ignore_errors=True); root.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, root)
     return root
@@ -62,9 +62,10 @@ PRETRAIN = dict(backbone='fgdi-mini-vit', size=(128, 64), epochs=10, batch_size=
                 world='mini', world_seed=0)
 
 def _settings_hash(s:dict) -> str:
-    "Digest of the pretraining settings and of the backbone's architecture (its open_clip model config)."
+    "Digest of the pretraining settings, the pretraining data (`pretrain_id`) and the backbone's architecture."
     arch = open_clip.get_model_config(s['backbone'])
-    return hashlib.sha256(json.dumps({**s, 'architecture': arch}, sort_keys=True).encode()).hexdigest()[:10]
+    blob = {**s, 'architecture': arch, 'data': pretrain_id(s['world'])}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
 
 def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=10, batch_size:int=128, lr:float=5e-4,
                   weight_decay:float=0.1, seed:int=0, progress:bool=True, **_):

@@ -4,20 +4,22 @@
 
 # %% ../nbs/06_synth.ipynb #00000003
 from __future__ import annotations
-import json, math, os, shutil, time, zlib
-from dataclasses import dataclass
+import hashlib, json, math, os, shutil, time, zlib
+from dataclasses import dataclass, replace, asdict
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from . import __version__
+from .config import STYLE_MODES
 
 # %% auto #0
 __all__ = ['COLOURS', 'HAIR_COLOURS', 'SKIN', 'UPPER', 'LOWER', 'ANY', 'HAIR', 'PATTERNS', 'LOWER_KINDS', 'BAGS', 'VIEWS',
            'STYLES', 'PRETRAIN_STYLES', 'DATASETS', 'FOLDERS', 'SCALES', 'DISTRACTOR', 'VIPER_ANGLES', 'PLANNERS',
-           'PRETRAIN_CODE', 'WORLD_ENTRIES', 'FORMATS', 'Person', 'draw_person', 'attributes', 'caption', 'draw_figure',
-           'Style', 'Look', 'camera_look', 'render', 'world_numbers', 'expected_counts', 'Shot', 'plan_world',
-           'person_of', 'plan_pretrain', 'write_world']
+           'PRETRAIN_CODE', 'WORLD_VERSION', 'SHARED_STYLE', 'WORLD_ENTRIES', 'FORMATS', 'Person', 'draw_person',
+           'attributes', 'caption', 'draw_figure', 'Style', 'Look', 'camera_look', 'rendition_matrix', 'render',
+           'world_numbers', 'expected_counts', 'Shot', 'plan_world', 'person_of', 'plan_pretrain', 'world_id',
+           'pretrain_id', 'style_of', 'write_world']
 
 # %% ../nbs/06_synth.ipynb #00000006
 COLOURS = {'black': (30, 30, 32), 'white': (232, 232, 226), 'grey': (128, 128, 130), 'navy': (30, 42, 95),
@@ -27,13 +29,13 @@ COLOURS = {'black': (30, 30, 32), 'white': (232, 232, 226), 'grey': (128, 128, 1
 HAIR_COLOURS = {'black': (22, 19, 19), 'brown': (82, 52, 30), 'blonde': (212, 182, 112), 'grey': (152, 150, 148), 'red': (142, 62, 30)}
 SKIN = ((238, 200, 170), (224, 180, 142), (192, 142, 102), (142, 96, 66), (96, 66, 46))
 # how common each choice is (relative weights)
-UPPER = dict(black=26, white=10, grey=12, navy=10, blue=5, red=4, maroon=2, green=2, olive=1.5, yellow=1.5, orange=1,
-             pink=1.5, purple=1, brown=3, beige=3, **{'light blue': 3})
-LOWER = dict(black=26, navy=8, blue=14, grey=9, beige=5, brown=3, white=2, olive=1.5, red=0.4, maroon=0.4, green=0.4,
-             yellow=0.2, orange=0.2, pink=0.3, purple=0.2, **{'light blue': 1})
+UPPER = dict(black=12, white=7, grey=7, navy=6, blue=5, red=4, maroon=3, green=3, olive=2, yellow=2.5, orange=2,
+             pink=2.5, purple=2, brown=3, beige=3, **{'light blue': 3})
+LOWER = dict(black=14, navy=6, blue=9, grey=6, beige=4, brown=3, white=2, olive=2, red=1, maroon=1, green=1,
+             yellow=0.5, orange=0.5, pink=0.5, purple=0.5, **{'light blue': 2})
 ANY = {c: 1 for c in COLOURS}
 HAIR = dict(black=20, brown=6, blonde=1.5, grey=1.5, red=0.6)
-PATTERNS = {'plain': 12, 'striped': 2, 'checked': 1, 'two-tone': 1.5}
+PATTERNS = {'plain': 8, 'striped': 2, 'checked': 1, 'two-tone': 1.5}
 LOWER_KINDS = {'trousers': 10, 'shorts': 2, 'skirt': 1.2}
 BAGS = {'none': 6, 'backpack': 3, 'handbag': 2}
 VIEWS = ('front', 'back', 'side')
@@ -211,11 +213,15 @@ class Style:
     occlusion: float = 0.            # probability of an occluder in front of the person
     quality: int = 90                # JPEG quality
     conditions: tuple = ((1., (1., 1., 1.)),)  # (gain, channel gains) per lighting condition
+    hue: float = 0.                  # colour rendition: the chroma rotated about the grey axis (degrees)
+    saturation: float = 1.           # chroma gain of the camera pipeline
+    gamma: float = 1.                # tone curve: out = in ** gamma (on [0, 1])
 
 @dataclass(frozen=True)
 class Look:
     "The fixed look of one camera of a domain."
     wall: tuple; floor: tuple; horizon: float; gain: float; chan: tuple; views: tuple; waves: tuple; clutter: tuple
+    hue: float = 0.                  # the camera's hue rotation: the style's, give or take a few degrees
 
 @lru_cache(maxsize=4096)
 def camera_look(style: Style, cam: int, seed: int = 0) -> Look:
@@ -228,8 +234,9 @@ def camera_look(style: Style, cam: int, seed: int = 0) -> Look:
     waves = tuple(tuple(float(v) for v in (rng.uniform(0.5, 4), rng.uniform(0.5, 6), rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1)))
                   for _ in range(3))
     clutter = tuple(jit(style.walls[rng.integers(len(style.walls))]) for _ in range(4))
-    return Look(wall, floor, float(rng.uniform(0.35, 0.65)), float(rng.uniform(*style.light)), chan,
+    look = Look(wall, floor, float(rng.uniform(0.35, 0.65)), float(rng.uniform(*style.light)), chan,
                 tuple(float(v) for v in views / views.sum()), waves, clutter)
+    return replace(look, hue=float(style.hue + rng.normal(0, 4))) if style.hue else look
 
 # %% ../nbs/06_synth.ipynb #00000015
 @lru_cache(maxsize=256)
@@ -251,13 +258,27 @@ def _cut(rng, big, h, w, y0=None):
     x0 = int(rng.integers(0, big.shape[1] - w + 1))
     return big[y0:y0 + h, x0:x0 + w]
 
+def rendition_matrix(hue: float, saturation: float = 1.) -> np.ndarray:
+    "3×3 colour matrix: the chroma rotated by `hue` degrees about the grey axis and scaled by `saturation`."
+    grey = np.full((3, 3), 1 / 3)
+    a, k = np.deg2rad(hue), np.array([[0, -1, 1], [1, 0, -1], [-1, 1, 0]]) / np.sqrt(3)   # k: cross product with grey
+    rot = np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * k @ k                                # Rodrigues' formula
+    return (grey + saturation * (rot - grey)).astype(np.float32)
+
+def _rendition(img: np.ndarray, hue: float, saturation: float, gamma: float) -> np.ndarray:
+    "The camera pipeline's colour matrix and tone curve on a float HWC image in [0, 255]."
+    if hue or saturation != 1: img = img @ rendition_matrix(hue, saturation).T
+    if gamma != 1: img = 255 * (np.clip(img, 0, 255) / 255) ** np.float32(gamma)
+    return img
+
 def _light(img: np.ndarray, rng, look: Look, style: Style, condition: int, seed: int) -> np.ndarray:
-    "Camera gain with a vertical fall-off, colour cast, lighting condition, contrast and sensor noise."
+    "Camera gain with a vertical fall-off, colour cast, lighting condition, contrast, rendition and sensor noise."
     gain, cond = style.conditions[condition]
     h, w = img.shape[:2]
     light = (look.gain * gain * (1 + rng.normal(0, 0.04))) * (1 + 0.15 * np.linspace(0.5, -0.5, h, dtype=np.float32))
     img = img * (light[:, None, None] * np.float32(look.chan) * np.float32(cond))
     if style.contrast != 1: img = (img - img.mean()) * style.contrast + img.mean()
+    img = _rendition(img, look.hue, style.saturation, style.gamma)
     img += _cut(rng, _noise_bank(style.size[0], style.size[1], seed), h, w) * np.float32(style.noise)
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -295,28 +316,32 @@ def render(p: Person, style: Style, cam: int = 0, key=(0,), seed: int = 0, condi
 # %% ../nbs/06_synth.ipynb #00000017
 STYLES = {s.name: s for s in [
     Style('Market1501', (128, 64), cameras=6, walls=((150, 160, 150), (120, 140, 110), (172, 162, 142)),
-          floors=((140, 140, 135), (118, 124, 114)), light=(0.9, 1.2), cast=0.07, tint=(1.02, 1., 0.97), blur=0.5, noise=3),
+          floors=((140, 140, 135), (118, 124, 114)), light=(0.9, 1.2), cast=0.07, tint=(1.02, 1., 0.97), blur=0.5, noise=3,
+          hue=10, saturation=1.5, gamma=0.75),
     Style('MSMT17', (128, 48), size_jitter=0.2, cameras=15, walls=((160, 150, 140), (110, 115, 125), (190, 180, 160)),
           floors=((120, 120, 125), (150, 140, 120)), clutter=4, texture=10, light=(0.75, 1.2), cast=0.1, blur=0.6, noise=4,
           views=(0.35, 0.35, 0.3), quality=85,
-          conditions=((0.85, (0.95, 1., 1.08)), (1.15, (1.03, 1.02, 0.95)), (0.95, (1.08, 0.98, 0.88)))),  # morning, noon, afternoon
+          conditions=((0.85, (0.95, 1., 1.08)), (1.15, (1.03, 1.02, 0.95)), (0.95, (1.08, 0.98, 0.88))),  # morning, noon, afternoon
+          hue=-65, saturation=0.55, gamma=1.2),
     Style('CUHK03', (128, 48), size_jitter=0.1, cameras=10, walls=((90, 100, 120), (120, 110, 100)), floors=((80, 85, 95),),
-          clutter=2, texture=8, light=(0.7, 1.), cast=0.05, tint=(0.95, 0.98, 1.08), blur=0.9, noise=4, views=(0.45, 0.45, 0.1)),
+          clutter=2, texture=8, light=(0.7, 1.), cast=0.05, tint=(0.95, 0.98, 1.08), blur=1.2, noise=4, views=(0.45, 0.45, 0.1),
+          low_res=0.6, hue=70, saturation=0.8),
     Style('CUHK02', (128, 48), cameras=10, walls=((170, 170, 165), (140, 150, 160)), floors=((150, 145, 140),), clutter=1,
-          texture=6, light=(0.9, 1.15), cast=0.04, blur=0.4, noise=2, views=(0.5, 0.4, 0.1)),
+          texture=6, light=(0.9, 1.15), cast=0.04, blur=0.4, noise=2, views=(0.5, 0.4, 0.1), hue=25),
     Style('CUHK-SYSU', (112, 48), size_jitter=0.3, cameras=60, walls=((170, 160, 150), (90, 90, 100), (200, 190, 170), (120, 100, 90)),
           floors=((130, 125, 120), (100, 100, 100)), clutter=5, texture=16, light=(0.7, 1.3), cast=0.12, blur=0.7, noise=3,
-          views=(0.45, 0.3, 0.25), quality=85),
+          views=(0.45, 0.3, 0.25), quality=85, hue=-5),
     Style('PRID', (128, 64), cameras=2, walls=((120, 150, 110), (160, 150, 140)), floors=((130, 130, 130),), light=(0.6, 1.3),
-          cast=0.15, blur=0.6, noise=3, views=(0.3, 0.4, 0.3)),
+          cast=0.15, blur=0.6, noise=3, views=(0.3, 0.4, 0.3), hue=-60, saturation=1.1),
     Style('GRID', (96, 40), size_jitter=0.25, low_res=0.5, cameras=8, walls=((70, 65, 60), (90, 85, 80)), floors=((60, 60, 65),),
           clutter=4, texture=8, light=(0.6, 1.), cast=0.1, tint=(1.05, 1., 0.85), blur=1., noise=7, views=(0.35, 0.35, 0.3),
-          fill=(0.6, 0.9), occlusion=0.15, quality=70),
+          fill=(0.6, 0.9), occlusion=0.15, quality=70, saturation=0.45, gamma=1.35),
     Style('VIPeR', (128, 48), cameras=2, walls=((150, 150, 140), (110, 130, 100), (180, 170, 150)),
-          floors=((140, 135, 130), (110, 110, 110)), texture=14, light=(0.8, 1.25), cast=0.1, blur=0.5, noise=3),
+          floors=((140, 135, 130), (110, 110, 110)), texture=14, light=(0.8, 1.25), cast=0.1, blur=0.5, noise=3,
+          hue=40, saturation=1.15),
     Style('iLIDS', (128, 64), size_jitter=0.15, cameras=8, walls=((190, 180, 160), (160, 150, 130)), floors=((170, 160, 150),),
           clutter=5, texture=6, light=(0.9, 1.2), cast=0.06, tint=(1.08, 1., 0.88), blur=0.6, noise=3, views=(0.4, 0.3, 0.3),
-          occlusion=0.35)]}
+          occlusion=0.35, hue=60, saturation=0.9)]}
 
 PRETRAIN_STYLES = {s.name: s for s in [
     Style('studio', cameras=4, walls=((220, 200, 230), (200, 230, 220)), floors=((225, 215, 210),), clutter=0, texture=3,
@@ -631,17 +656,45 @@ def plan_pretrain(scale: str = 'mini', seed: int = 0) -> tuple[list, list]:
                 records.append(dict(image=path, caption=caption(p, view, int(rng.integers(3))), attributes=attributes(p, view)))
     return shots, records
 
+# %% ../nbs/06_synth.ipynb #000000a1
+WORLD_VERSION = 2
+SHARED_STYLE = replace(STYLES['Market1501'], name='shared', cameras=60,
+                       conditions=((1., (1., 1., 1.)),) * 3)   # MSMT17's three times of day, all alike
+
+def _styles(styles: str) -> str:
+    if styles not in STYLE_MODES: raise ValueError(f"styles={styles!r} is not a world style mode; choose one of {list(STYLE_MODES)}")
+    return styles
+
+def _digest(obj) -> str: return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
+
+def _people_params() -> dict:
+    return dict(colours=COLOURS, hair_colours=HAIR_COLOURS, skin=SKIN, upper=UPPER, lower=LOWER, hair=HAIR,
+                patterns=PATTERNS, lower_kinds=LOWER_KINDS, bags=BAGS)
+
+def world_id(scale: str = 'mini', styles: str = 'distinct') -> str:
+    "The identity of the `scale` world drawn with `styles`: `v<version>-<digest of the generator's parameters>`."
+    looks = {n: asdict(style_of(n, styles)) for n in DATASETS}
+    return f"v{WORLD_VERSION}-{_digest(dict(people=_people_params(), looks=looks, scale=_scale(scale), styles=styles))}"
+
+def pretrain_id(scale: str = 'mini') -> str:
+    "The identity of the pretraining domains of the `scale` world (what the small CLIP is trained on)."
+    looks = {n: asdict(s) for n, s in PRETRAIN_STYLES.items()}
+    return f"v{WORLD_VERSION}-{_digest(dict(people=_people_params(), looks=looks, pretrain=_scale(scale)['pretrain']))}"
+
 # %% ../nbs/06_synth.ipynb #0000003a
 WORLD_ENTRIES = tuple(FOLDERS.values()) + ('pretrain', 'manifest.json')
 FORMATS = {'.jpg': ('JPEG', True), '.jpeg': ('JPEG', True), '.png': ('PNG', False), '.bmp': ('BMP', False)}
 
-def _style_of(name): return STYLES[name] if name in STYLES else PRETRAIN_STYLES[name]
+def style_of(name: str, styles: str = 'distinct') -> Style:
+    "The style that draws domain `name`: its own, or the one shared look of the null world (`styles='shared'`)."
+    if name in PRETRAIN_STYLES: return PRETRAIN_STYLES[name]
+    return STYLES[name] if _styles(styles) == 'distinct' else SHARED_STYLE
 
 def _draw_shots(job) -> int:
-    "Draw and save the shots of one job `(root, seed, shots)`."
-    root, seed, shots = job
+    "Draw and save the shots of one job `(root, seed, styles, shots)`."
+    root, seed, styles, shots = job
     for s in shots:
-        style = _style_of(s.style)
+        style = style_of(s.style, styles)
         im, _ = render(person_of(s.person, seed), style, s.cam, s.key, seed, s.condition, s.view, s.misalign)
         fmt, lossy = FORMATS[Path(s.path).suffix]
         im.save(Path(root) / s.path, fmt, **(dict(quality=style.quality) if lossy else dict(compress_level=1) if fmt == 'PNG' else {}))
@@ -654,16 +707,17 @@ def _write_side_file(path: Path, content):
     buf = io.BytesIO(); scipy.io.savemat(buf, content)
     path.write_bytes(b'MATLAB 5.0 MAT-file, written by fgdi.synth'.ljust(116) + buf.getvalue()[116:])
 
-def _draw_all(root, seed, shots, workers):
-    jobs = [(str(root), seed, shots[i:i + 250]) for i in range(0, len(shots), 250)]
+def _draw_all(root, seed, styles, shots, workers):
+    jobs = [(str(root), seed, styles, shots[i:i + 250]) for i in range(0, len(shots), 250)]
     if workers <= 1: return sum(map(_draw_shots, jobs))
     import multiprocessing as mp
     with mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn').Pool(workers) as pool:
         return sum(pool.imap_unordered(_draw_shots, jobs))
 
-def write_world(root, scale: str = 'mini', seed: int = 0, workers: int|None = None, overwrite: bool = False) -> dict:
+def write_world(root, scale: str = 'mini', seed: int = 0, workers: int|None = None, overwrite: bool = False,
+                styles: str = 'distinct') -> dict:
     "Write the nine datasets in their real layouts, the pretraining domains and `manifest.json` under `root`."
-    _scale(scale)
+    _scale(scale); _styles(styles)
     if not (isinstance(seed, (int, np.integer)) and seed >= 0): raise ValueError(f"seed={seed!r} must be a non-negative integer")
     if workers is not None and not (isinstance(workers, int) and workers >= 1): raise ValueError(f"workers={workers!r} must be a positive integer (or None: 2 for a big world)")
     t0, root = time.time(), Path(root)
@@ -676,13 +730,14 @@ def write_world(root, scale: str = 'mini', seed: int = 0, workers: int|None = No
     shots = [s for p in plans.values() for s in p.shots] + pre_shots
     for d in sorted({str(Path(s.path).parent) for s in shots}): (root / d).mkdir(parents=True, exist_ok=True)
     workers = workers or (min(2, os.cpu_count() or 1) if len(shots) > 2000 else 1)
-    drawn = _draw_all(root, seed, shots, workers)
+    drawn = _draw_all(root, seed, styles, shots, workers)
     for p in plans.values():
         for rel, content in p.files.items(): _write_side_file(root / rel, content)
     (root / 'pretrain/captions.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
     counts = expected_counts(scale)
     pretrain = dict(domains=sorted({s.style for s in pre_shots}), images=len(pre_shots))
-    (root / 'manifest.json').write_text(json.dumps(dict(scale=scale, seed=seed, fgdi_version=__version__, counts=counts,
-                                                        pretrain=pretrain), indent=1))
-    return dict(root=str(root), scale=scale, seed=seed, images=drawn - len(pre_shots), pretrain=pretrain, workers=workers,
-                seconds=round(time.time() - t0, 2), counts=counts)
+    world = world_id(scale, styles)
+    (root / 'manifest.json').write_text(json.dumps(dict(scale=scale, seed=seed, world=world, styles=styles,
+                                                        fgdi_version=__version__, counts=counts, pretrain=pretrain), indent=1))
+    return dict(root=str(root), scale=scale, seed=seed, world=world, images=drawn - len(pre_shots), pretrain=pretrain,
+                workers=workers, seconds=round(time.time() - t0, 2), counts=counts)

@@ -15,7 +15,8 @@ from .eval import mean_ci, SCALAR_METRICS
 __all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'SOURCES', 'TABLE8_NO_BETA', 'papers_dir', 'paper_table', 'ours_frame',
            'with_average', 'with_ci', 'ci_text', 'ci_bounds', 'side_by_side', 'paper_layout', 'style', 'output_dir',
            'save_csv', 'check_param', 'parse_ints', 'parse_seeds', 'parse_choices', 'scale_banner', 'parse_setting',
-           'table8_settings', 'table8_rows', 'table8_config', 'beta_curves', 'plot_beta_curves']
+           'table8_settings', 'table8_rows', 'table8_config', 'beta_curves', 'plot_beta_curves', 'paired_differences',
+           'difference_sentence', 'kendall_tau']
 
 # %% ../nbs/12_tables.ipynb #00000006
 PAPER_COLUMNS = ['table', 'protocol', 'setting', 'method', 'target', 'metric', 'value', 'ci_low', 'ci_high', 'source', 'note']
@@ -223,3 +224,42 @@ def plot_beta_curves(curves:pd.DataFrame, title:str='') -> sns.FacetGrid:
     g.set_axis_labels('β (Eq. 9)', 'average over 4 targets (%)')
     if title: g.figure.suptitle(title, y=1.03)
     return g
+
+# %% ../nbs/12_tables.ipynb #000000c1
+def paired_differences(frame:pd.DataFrame, baseline:str, by:str='setting', conf:float=0.95) -> pd.DataFrame:
+    "Per row (`by` value) but `baseline`, target and metric: mean over seeds of row − baseline, its t-interval, `differs`."
+    keys = [c for c in frame.columns if c not in ('value', 'seed', by, 'method')]
+    base = frame[frame[by] == baseline].set_index(keys + ['seed'])['value']
+    if base.empty: raise ValueError(f'paired_differences: no rows with {by}={baseline!r} to pair with')
+    rows = []
+    for (row, *k), g in frame[frame[by] != baseline].groupby([by] + keys, sort=False, dropna=False):
+        d = (g.set_index(keys + ['seed'])['value'] - base).dropna()
+        if d.empty: continue
+        m = _silent_ci(d.to_numpy(), conf)
+        differs = 'no' if m.n < 2 or not (m.low > 0 or m.high < 0) else 'higher' if m.low > 0 else 'lower'
+        rows.append({by: row, **dict(zip(keys, k)), 'diff': m.mean, 'diff_low': m.low, 'diff_high': m.high, 'n': m.n,
+                     'differs': differs})
+    return pd.DataFrame(rows)
+
+def _signed(v, digits=1): return f'{v:+.{digits}f}'
+
+def difference_sentence(diffs:pd.DataFrame, names:dict, baseline:str='the baseline', metric:str='mAP',
+                        target:str='average', by:str='setting') -> str:
+    "One sentence: which rows of `diffs` (`paired_differences`) differ from `baseline` beyond their 95 % interval."
+    d = diffs[(diffs.metric == metric) & (diffs.target == target)]
+    if d.empty: return f'No paired differences for {metric} ({target}).'
+    if d.n.max() < 2: return (f'With one seed there is no interval, so no row can be told from {baseline}: '
+                              'run two or more seeds (e.g. `-p seeds 1,2,3`).')
+    say = lambda r: f"{names.get(r[by], r[by])} ({_signed(r['diff'])} {metric}, {_signed(r.diff_low)} to {_signed(r.diff_high)})"
+    apart, same = [say(r) for _, r in d[d.differs != 'no'].iterrows()], [say(r) for _, r in d[d.differs == 'no'].iterrows()]
+    parts = [f"{', '.join(apart)} {'differs' if len(apart) == 1 else 'differ'} from {baseline} beyond the 95 % interval"
+             if apart else f'no row differs from {baseline} beyond the 95 % interval']
+    if same and apart: parts.append(f"{', '.join(same)} {'does' if len(same) == 1 else 'do'} not")
+    elif same: parts[0] += f": {', '.join(same)}"
+    return f"Paired by seed over {int(d.n.max())} seeds ({target} {metric}): " + '; '.join(parts) + '.'
+
+def kendall_tau(ours, paper) -> float:
+    "Kendall's τ between two orderings of the same rows (e.g. our row means and the paper's values)."
+    from scipy.stats import kendalltau
+    return float(kendalltau(list(ours), list(paper)).statistic)
+

@@ -15,7 +15,8 @@ from .losses import initial_losses, prompt_losses, final_losses
 # %% auto #0
 __all__ = ['IMAGE_PARTS', 'derive_seed', 'seed_everything', 'prompt_lr', 'image_lr_factor', 'param_groups', 'set_lr', 'Precision',
            'save_checkpoint', 'load_checkpoint', 'TrainData', 'TrainingDiverged', 'Meter', 'check_finite',
-           'image_params', 'Trainer', 'cache_text', 'cache_image_features', 'summary', 'fit']
+           'uses_channels_last', 'speed_up', 'image_params', 'Trainer', 'cache_text', 'cache_image_features', 'summary',
+           'fit']
 
 # %% ../nbs/09_train.ipynb #00000006
 def derive_seed(seed:int, *keys) -> int:
@@ -110,6 +111,22 @@ def check_finite(terms:dict, stage:str, epoch:int, step:int):
     if bad: raise TrainingDiverged(f"Loss term(s) {bad} became NaN/inf in stage '{stage}', epoch {epoch}, step {step}. "
                                    "The last checkpoint is kept; lower the learning rate or use precision='fp32', then rerun to resume.")
 
+# %% ../nbs/09_train.ipynb #0000b002
+from open_clip.modified_resnet import ModifiedResNet
+
+def uses_channels_last(model, device) -> bool:
+    "Whether `model`'s image encoder runs channels-last: a ResNet (convolutions) on CUDA."
+    return torch.device(device).type == 'cuda' and isinstance(model.image_encoder, ModifiedResNet)
+
+def speed_up(model, cfg:RunConfig, device):
+    "`model` laid out and compiled for `device`: channels-last ResNets on CUDA; `torch.compile` if `cfg.compile`."
+    if uses_channels_last(model, device): model.image_encoder.to(memory_format=torch.channels_last)
+    if cfg.compile and not getattr(model, 'compiled_with', None):   # once: several trainers may share a model
+        model._features = torch.compile(model._features, backend=cfg.compile)
+        model.text_encoder.compile(backend=cfg.compile)
+        model.compiled_with = cfg.compile
+    return model
+
 # %% ../nbs/09_train.ipynb #00000020
 IMAGE_PARTS = ('image_encoder', 'bottleneck', 'bottleneck_proj', 'classifier', 'classifier_proj')
 
@@ -124,7 +141,8 @@ def _prompt_params(model, ctx:str, head:str, cfg):
 class Trainer:
     "Runs the stages of CLIP-FGDI on `model` and `data`, checkpointing and logging into `run_dir`."
     def __init__(self, cfg:RunConfig, model, data:TrainData, run_dir, device='cpu', progress:bool=True, evaluate=None):
-        self.cfg, self.model, self.data, self.progress, self.evaluate = cfg, model.to(device), data, progress, evaluate
+        self.cfg, self.data, self.progress, self.evaluate = cfg, data, progress, evaluate
+        self.model = speed_up(model.to(device), cfg, device)
         self.device, self.run_dir = torch.device(device), Path(run_dir)
         self.precision = Precision(device, cfg.precision)
         self.opt_prompt = torch.optim.Adam(_prompt_params(model, 'id_ctx', 'dcgrl', cfg))

@@ -24,6 +24,27 @@ def test_equal_to_reference(seed, device):
     if device == 'cpu' or seed % 4 != 3:   # a GPU's float products may differ in the last bit; integer features are exact
         assert_same_metrics(evaluate(*p, chunk_mb=_mb(int(rng.integers(1, 64)), ng), device=device), ref)
 
+def _distances(kind, nq, ng, rng):
+    "Distance matrices that stress the histogram bins of the ranking (few distinct values, signs, scales, extremes)."
+    if kind == 'two_values': return rng.integers(0, 2, (nq, ng)).astype(np.float32)            # bins of ~G/2 items
+    if kind == 'signed_zeros': return rng.choice(np.float32([-1e-7, -0.0, 0.0, 1e-7, 3.0]), (nq, ng))
+    if kind == 'row_scales': return (rng.random((nq, ng)) * 10.0 ** rng.integers(-6, 7, (nq, 1))).astype(np.float32)
+    if kind == 'extremes':                                                                       # one row spans ~2^254
+        d = rng.random((nq, ng)).astype(np.float32); d[0, :3] = [1e-38, 3e38, -3e38]; return d
+    if kind == 'tight_cluster': return np.float32(25000) + rng.normal(0, 1, (nq, ng)).astype(np.float32)   # few ulps apart
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('kind', ['two_values', 'signed_zeros', 'row_scales', 'extremes', 'tight_cluster'])
+def test_ranking_bins_are_exact(kind, device):
+    "The histogram + own-bin ranking equals the full stable argsort wherever values crowd, tie, change sign or span far."
+    rng = np.random.default_rng(7)
+    nq, ng = 40, 3000
+    qp, gp = rng.integers(0, 30, nq), rng.integers(0, 30, ng)
+    qc, gc = rng.integers(0, 3, nq), rng.integers(0, 3, ng)
+    dist = _distances(kind, nq, ng, rng)
+    ref = reference_eval_func(dist, qp, gp, qc, gc)
+    assert_same_metrics(evaluate_distmat(dist, qp, gp, qc, gc, chunk_mb=_mb(16, ng), device=device), ref)
+
 def test_ties_follow_gallery_index():
     "All distances equal: the stable order puts the lowest gallery index first."
     dist = np.zeros((2, 6), np.float32)

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 from fgdi.synth import VIEWS
-from test_tables import papermill, streams, env  # noqa: F401  (env is a fixture)
+from test_tables import papermill, streams, trained_runs, env  # noqa: F401  (env is a fixture)
 
 SMOKE = (('scale', 'smoke'),)
 
@@ -30,7 +30,7 @@ def test_fig5_png_and_finite_mixing(fig5):
     assert finite(df.baseline) and finite(df.ours) and df[['baseline', 'ours']].abs().le(1).all().all(), df
     points = pd.read_csv(fig5/'fig5_protocol1_points.csv')
     assert set(points.method) == {'baseline', 'ours'} and finite(points.x) and finite(points.y)
-    assert streams(fig5/'out.ipynb').count('### fgdi scale: SMOKE') == 2  # the two runs were trained here
+    assert trained_runs(streams(fig5/'out.ipynb')) == 2  # the two runs were trained here
 
 def test_fig6_png_csv_and_cached_runs(tmp_path, env, runs, fig5):
     p, secs = papermill('fig6_gradcam.ipynb', tmp_path, *SMOKE, ('runs_dir', runs), ('out_dir', tmp_path), env=env)

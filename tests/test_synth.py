@@ -26,7 +26,7 @@ def world(tmp_path_factory):
 def _images(root, folder): return sorted(p for p in (root / folder).rglob('*') if p.suffix in IMAGE_EXT)
 def _c(items, pid_of): return dict(images=len(items), ids=len({pid_of(i) for i in items}))
 
-# ---- independent readers, following official-code.md §4 (the released code's semantics)
+# ---- independent readers, following the authors' datasets/*.py (papers/clip-fgdi/code-vs-paper.md §6)
 def read_market(root):
     base, out = root / FOLDERS['Market1501'], {}
     pid = lambda f: int(re.search(r'([-\d]+)_c(\d)', f.name).group(1))

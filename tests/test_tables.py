@@ -1,5 +1,5 @@
 "Paper notebooks run by papermill at smoke scale, as a user runs them (a private cache and runs folder)."
-import json, math, os, subprocess, sys, time
+import json, math, os, re, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -28,6 +28,10 @@ def streams(nb_path) -> str:
     nb = json.loads(Path(nb_path).read_text())
     return ''.join(''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', []) if o['output_type'] == 'stream')
 
+def trained_runs(text:str) -> int:
+    "How many runs a notebook's grids trained: the sum of their 'N of M runs to train' lines (0 when all were read back)."
+    return sum(int(n) for n in re.findall(r'(\d+) of \d+ runs to train', text))
+
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
     return {**os.environ, 'FGDI_CACHE': str(tmp_path_factory.mktemp('cache')), 'PYTHONUNBUFFERED': '1'}
@@ -37,7 +41,7 @@ SMOKE_P2 = (('scale', 'smoke'), ('protocol', 2), ('targets', 'M'))
 @pytest.fixture(scope='module')
 def table4(tmp_path_factory, env):
     d = tmp_path_factory.mktemp('table4')
-    p, secs = papermill('table4.ipynb', d, *SMOKE_P2, ('runs_dir', d/'runs'), ('out_dir', d), env=env)
+    p, secs = papermill('table4.ipynb', d, *SMOKE_P2, ('seeds', '1,2'), ('runs_dir', d/'runs'), ('out_dir', d), env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     return d, secs
 
@@ -49,14 +53,25 @@ def test_table4_csv_has_the_paper_rows_and_ours(table4):
     assert df.setting.tolist()[::2] == ['none', 'A', 'B', 'A+B w/o C', 'A+B']
     assert all(math.isfinite(v) and 0 <= v <= 100 for v in df.ours), df[['setting', 'metric', 'ours']]
     assert ((df.ours - df.value - df.delta).abs() < 1e-9).all()
-    assert set(df.scale) == {'smoke'} and set(df.over) == {'Market1501'} and set(df.ours_ci) == {'n=1'}
+    assert set(df.scale) == {'smoke'} and set(df.over) == {'Market1501'} and set(df.ours_n) == {2}
     assert (d/'table4_protocol2.png').stat().st_size > 0
     assert '### fgdi scale: SMOKE' in streams(d/'out.ipynb')  # each trained run's banner
+
+def test_table4_pairs_each_row_with_the_baseline_by_seed(table4):
+    d, _ = table4
+    pairs = pd.read_csv(d/'table4_protocol2_paired.csv')
+    assert set(pairs.setting) == {'A', 'B', 'A+B w/o C', 'A+B'} and set(pairs.n) == {2}
+    ours = pd.read_csv(d/'table4_protocol2.csv').set_index(['setting', 'metric'])['ours']
+    avg = pairs.query("target == 'average'").set_index(['setting', 'metric'])['diff']
+    for (setting, metric), diff in avg.items():  # mean of paired differences = difference of the means
+        assert abs(diff - (ours[setting, metric] - ours['none', metric])) < 1e-9
+    text = json.dumps(json.loads((d/'out.ipynb').read_text()))
+    assert 'Paired by seed over 2 seeds (average mAP)' in text and 'Kendall tau' in text
 
 def test_table4_rerun_is_cached(table4, env):
     d, first = table4
     before = pd.read_csv(d/'table4_protocol2.csv')
-    p, secs = papermill('table4.ipynb', d, *SMOKE_P2, ('runs_dir', d/'runs'), ('out_dir', d), env=env)
+    p, secs = papermill('table4.ipynb', d, *SMOKE_P2, ('seeds', '1,2'), ('runs_dir', d/'runs'), ('out_dir', d), env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     assert secs < 60, f'cached re-run took {secs:.0f} s (first run {first:.0f} s)'
     assert '### fgdi scale' not in streams(d/'out.ipynb')  # nothing trained

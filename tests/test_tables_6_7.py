@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fgdi.tables import PAPER_COLUMNS
-from test_tables import papermill, streams, env  # noqa: F401  (env is a fixture)
+from test_tables import papermill, streams, trained_runs, env  # noqa: F401  (env is a fixture)
 
 def finite_percent(values): return all(math.isfinite(v) and 0 <= v <= 100 for v in values)
 
@@ -59,7 +59,7 @@ def test_table7_resnets_share_one_stand_in_at_smoke(table7):
     rn50, rn101 = (df[df.setting == f'backbone=ResNet-{n}'].ours.tolist() for n in (50, 101))
     assert rn50 == rn101  # both are fgdi-tiny-rn: the same two runs
     assert {c['backbone'] for c in trained_configs(table7/'runs')} == {'fgdi-tiny-rn'}
-    assert streams(table7/'out.ipynb').count('### fgdi scale: SMOKE') == 2  # RN101 read RN50's runs back
+    assert trained_runs(streams(table7/'out.ipynb')) == 2  # RN101 read RN50's runs back
     assert 'RN50 → `fgdi-tiny-rn`, RN101 → `fgdi-tiny-rn`' in displayed_markdown(table7/'out.ipynb')
 
 @pytest.mark.parametrize('nb, params, message', [

@@ -1,0 +1,121 @@
+"""Training input pipelines, images/s: the per-image PIL reference against fgdi's batch ("tensor") pipeline.
+
+Writes --n synthetic 128x64 JPEG person crops (smooth random colour fields, about Market's file size) into a temporary
+folder and times one pass of PK batches over them with the 'fgdi' training transforms (grayscale, pad + crop, flip,
+colour jitter, AugMix, InstanceNorm) at each size of --sizes:
+  pil     `fgdi.data.ReidImages` + `build_transforms` in a DataLoader with --workers workers (default: one per core,
+          as `num_workers` is meant to be set), PK sampler, persistent workers started before the clock; and
+          pil_inprocess, the same with 0 workers (how mini and smoke runs load today: `num_workers=0`), torch
+          on one thread (its per-image InstanceNorm gains nothing from more, and loses much on a busy machine);
+  tensor  `fgdi.batches.TensorBatches` (`RunConfig(augment='tensor')`): images decoded once into the uint8 cache
+          (its build time is reported apart), then gathered and augmented in batches on each device of --devices
+          (cpu with torch using every core; cuda when present).
+The pipelines run in interleaved rounds (--repeats); the median images/s of each is reported, with the ratio
+tensor / pil. Prints a summary and writes JSON (--json).
+
+  nice -n 10 OMP_NUM_THREADS=1 python bench/input_bench.py --json input_bench.json   # ~2 min on 2 cores
+"""
+import argparse, json, os, platform, statistics, sys, tempfile, time
+from pathlib import Path
+import numpy as np, torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from fgdi.config import RunConfig
+from fgdi.data import Item, PKSampler, ReidImages, build_transforms
+from fgdi.batches import TensorBatches
+
+def write_images(folder:Path, n:int, ids:int, seed:int=0) -> list:
+    "`n` JPEG crops of 128x64 (smooth colour fields) of `ids` identities on 2 cameras, as training `Item`s."
+    rng, items = np.random.default_rng(seed), []
+    for k in range(n):
+        a = np.clip(np.cumsum(rng.integers(-6, 7, (128, 64, 3)), 0) + rng.integers(40, 200, 3), 0, 255).astype(np.uint8)
+        path = folder/f'{k % ids:04d}_c{k % 2}_{k:05d}.jpg'
+        Image.fromarray(a).save(path, quality=90)
+        items.append(Item(str(path), k % ids, k % 2, 0))
+    return items
+
+def config(size:tuple, batch:int, workers:int, augment:str) -> RunConfig:
+    return RunConfig(size_train=size, size_test=size, batch_size=batch, num_workers=workers, augment=augment)
+
+def pil_pass(items, cfg, seed) -> float:
+    "Seconds for one epoch of PK batches from a DataLoader whose workers are already running."
+    loader = pil_pass.loaders.get(cfg)
+    if loader is None:
+        ds = ReidImages(items, build_transforms(cfg, True))
+        sampler = PKSampler([it.pid for it in items], cfg.batch_size, cfg.num_instances, seed)
+        loader = pil_pass.loaders[cfg] = DataLoader(ds, cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                                                    persistent_workers=cfg.num_workers > 0)
+        for _ in loader: pass  # start the workers and warm the page cache
+    threads = torch.get_num_threads()
+    if cfg.num_workers == 0: torch.set_num_threads(1)
+    t = time.perf_counter()
+    for _ in loader: pass
+    t = time.perf_counter() - t
+    torch.set_num_threads(threads)
+    return t
+pil_pass.loaders = {}
+
+def tensor_pass(batches, device) -> float:
+    t = time.perf_counter()
+    for x, *_ in batches: pass
+    if device == 'cuda': torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+def measure(items, size, batch, workers, devices, repeats) -> dict:
+    "images/s of each pipeline at `size` (median of `repeats` interleaved rounds)."
+    cfg, inproc = config(size, batch, workers, 'pil'), config(size, batch, 0, 'pil')
+    n = len(PKSampler([it.pid for it in items], batch, cfg.num_instances, 0).plan())
+    tensor = {}
+    for d in devices:
+        t = time.perf_counter()
+        tb = TensorBatches(items, config(size, batch, workers, 'tensor'), d, progress=False)
+        tb.train.arrays  # build (or open) the cache
+        tensor[d] = dict(tb=tb, cache_s=time.perf_counter() - t)
+        tensor_pass(tb.pk_batches(0), d)  # warm-up (CUDA kernels, page cache)
+    times = {'pil': [], 'pil_inprocess': []} | {d: [] for d in devices}
+    for r in range(repeats):
+        times['pil'].append(pil_pass(items, cfg, 0))
+        times['pil_inprocess'].append(pil_pass(items, inproc, 0))
+        for d in devices: times[d].append(tensor_pass(tensor[d]['tb'].pk_batches(r), d))
+    rate = {k: n / statistics.median(v) for k, v in times.items()}
+    out = dict(size=list(size), batch_size=batch, images_per_epoch=n, pil_workers=workers,
+               pil_images_per_s=round(rate['pil'], 1), pil_inprocess_images_per_s=round(rate['pil_inprocess'], 1))
+    for d in devices:
+        out[f'tensor_{d}_images_per_s'] = round(rate[d], 1)
+        out[f'tensor_{d}_vs_pil'] = round(rate[d] / rate['pil'], 2)
+        out[f'tensor_{d}_vs_pil_inprocess'] = round(rate[d] / rate['pil_inprocess'], 2)
+        out[f'tensor_{d}_cache_build_s'] = round(tensor[d]['cache_s'], 2)
+    return out
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--n', type=int, default=1024, help='number of images')
+    ap.add_argument('--sizes', default='128x64:32,256x128:128', help='HxW:batch, comma-separated')
+    ap.add_argument('--workers', type=int, default=os.cpu_count(), help='PIL DataLoader workers (default: cores)')
+    ap.add_argument('--devices', default='cpu,cuda', help='devices of the tensor pipeline (cuda only when present)')
+    ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--json', help='write the results here')
+    a = ap.parse_args(argv)
+    torch.set_num_threads(os.cpu_count())
+    devices = [d for d in a.devices.split(',') if d != 'cuda' or torch.cuda.is_available()]
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ['FGDI_CACHE'] = str(Path(tmp)/'cache')  # a cold, private image cache
+        (Path(tmp)/'img').mkdir()
+        items = write_images(Path(tmp)/'img', a.n, ids=a.n // 8)
+        runs = []
+        for spec in a.sizes.split(','):
+            hw, batch = spec.split(':')
+            size = tuple(int(v) for v in hw.split('x'))
+            runs.append(measure(items, size, int(batch), a.workers, devices, a.repeats))
+            print(json.dumps(runs[-1]), flush=True)
+    res = dict(bench='input', date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), cores=os.cpu_count(),
+               cpu=platform.processor() or platform.machine(), torch=torch.__version__,
+               torch_threads=torch.get_num_threads(),
+               gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+               load_avg=[round(v, 2) for v in os.getloadavg()], transforms='fgdi', n_images=a.n, runs=runs)
+    if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+    return res
+
+if __name__ == '__main__': main()
