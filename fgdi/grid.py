@@ -62,7 +62,7 @@ def sbatch_flags(extra:str) -> dict:
 # %% ../nbs/16_grid.ipynb #fcd1440d
 @dataclass
 class GridRun:
-    "One run of a grid: its concrete config, the scale it runs at and why, and its folder in the run cache."
+    "One run of a grid: the config `run` gets (seed and scale fixed), the scale and why, and its folder in the run cache."
     cfg: RunConfig
     scale: str
     why: str
@@ -81,8 +81,8 @@ def plan_grid(cfgs, seeds=(1,), runs_dir='runs', gpu:bool|None=None) -> list[Gri
     for c in cfgs:
         for s in seeds:
             scale, why = resolve_scale(replace(c, seed=s), gpu=gpu)
-            cfg = at_scale(replace(c, seed=s), scale)
-            runs.append(GridRun(cfg, scale, why, Path(runs_dir).resolve()/config_hash(cfg)))
+            cfg = replace(c, seed=s, scale=scale)  # the job's node resolves nothing: `run` makes it concrete, as here
+            runs.append(GridRun(cfg, scale, why, Path(runs_dir).resolve()/config_hash(at_scale(cfg, scale))))
     return runs
 
 # %% ../nbs/16_grid.ipynb #473656f7
@@ -90,7 +90,7 @@ def followers(todo:list[GridRun]) -> dict[str, str]:
     "Run hash → the hash of the run whose shared stages it waits for (runs whose stages are trained already wait for none)."
     lead, waits = {}, {}
     for r in todo:
-        key = stages_key(r.cfg)
+        key = stages_key(at_scale(r.cfg, r.scale))
         if (r.dir.parent/'_stages'/key/'done').exists(): continue
         if key in lead: waits[r.hash] = lead[key]
         else: lead[key] = r.hash
@@ -103,12 +103,11 @@ class TrainRun(submitit.helpers.Checkpointable):
     "One grid run as a job: `fgdi.experiment.run(cfg)`; preempted or timed out, it is requeued and resumes from its checkpoint."
     def __call__(self, cfg:RunConfig, runs_dir:str, threads:int|None=None) -> str:
         if threads and 'OMP_NUM_THREADS' not in os.environ: torch.set_num_threads(threads)
-        run(cfg, runs_dir=runs_dir, progress=False, verbose=True)
-        return config_hash(cfg)
+        return run(cfg, runs_dir=runs_dir, progress=False, verbose=True)['hash']
 
     def checkpoint(self, cfg:RunConfig, runs_dir:str, threads:int|None=None):
-        ckpt = Path(runs_dir)/config_hash(cfg)/'ckpt'/'last.pt'
-        print(f"fgdi: job interrupted; requeued to resume run {config_hash(cfg)} from "
+        ckpt = Path(runs_dir)/config_hash(at_scale(cfg, cfg.scale))/'ckpt'/'last.pt'  # `cfg.scale` is fixed by the grid
+        print(f"fgdi: job interrupted; requeued to resume run {ckpt.parent.parent.name} from "
               f"{ckpt if ckpt.exists() else 'its shared stages or the start'}", flush=True)
         return submitit.helpers.DelayedSubmission(self, cfg, runs_dir, threads)
 
