@@ -138,6 +138,8 @@ def validate(cfg:RunConfig):
            "Protocol-2/3 target to train on; Protocol-1 trains on its sources only (train_on='sources')")
     _check(cfg.train_on == 'sources' or cfg.num_classes == 'real', f"RunConfig.train_on={cfg.train_on!r} changes the "
            "identities trained on, so the released code's fixed class counts do not apply: use num_classes='real'")
+    _check(cfg.style_aug == 0 or cfg.transforms == 'fgdi', f"RunConfig.style_aug={cfg.style_aug} restyles images in the "
+           "'fgdi' transforms only; use transforms='fgdi' or style_aug=0")
     for name in ('style_aug', 'gray_prob', 'flip_prob', 'color_jitter_prob', 'augmix_prob', 'erasing_prob'):
         _check(0 <= getattr(cfg, name) <= 1, f"RunConfig.{name}={getattr(cfg, name)} is a probability: use a value in [0, 1]")
     for name in ('epochs_initial', 'epochs_id_tokens', 'epochs_domain_tokens', 'epochs_final'):
