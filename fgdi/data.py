@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .config import RunConfig, TARGETS, data_root
+from .synth import rendition_matrix
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLIT_SEED', 'SPLIT_IDS', 'ILIDS_IMAGE_RANKS', 'SMALL_TARGETS', 'TARGET_DATASET', 'PROTOCOLS',
@@ -751,15 +752,11 @@ class InstanceNorm:
     def __repr__(self): return f'InstanceNorm(eps={self.eps})'
 
 # %% ../nbs/07_data.ipynb #000000b1
-_AXIS = torch.tensor([[0., -1., 1.], [1., 0., -1.], [-1., 1., 0.]]) / 3 ** 0.5   # cross product with the grey axis
 STYLE_RANGES = dict(hue=(-45., 45.), saturation=(0.6, 1.4), gamma=(0.8, 1.25))    # what `style_randomise` draws from
 
 def rendition(hue:torch.Tensor, saturation:torch.Tensor) -> torch.Tensor:
-    "B×3×3 colour matrices: chroma rotated by `hue` degrees about the grey axis, scaled by `saturation` (B-vectors)."
-    a = torch.deg2rad(hue)[:, None, None]
-    rot = torch.eye(3) + a.sin() * _AXIS + (1 - a.cos()) * (_AXIS @ _AXIS)
-    grey = torch.full((3, 3), 1 / 3)
-    return grey + saturation[:, None, None] * (rot - grey)
+    "B×3×3 colour matrices (`fgdi.synth.rendition_matrix`, the world's own cameras) of B-vectors `hue`, `saturation`."
+    return torch.from_numpy(np.stack([rendition_matrix(h, s) for h, s in zip(hue.tolist(), saturation.tolist())]))
 
 def restyle(x:torch.Tensor, hue, saturation, gamma) -> torch.Tensor:
     "A B×C×H×W batch in [0, 1], image i rendered with `hue[i]` degrees, `saturation[i]` and tone curve `x ** gamma[i]`."
