@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_config.ipynb #00000003
 from __future__ import annotations
-import hashlib, json
+import hashlib, json, numbers
 from dataclasses import dataclass, field, fields, asdict
 
 # %% auto #0
 __all__ = ['VARIANTS', 'SCALES', 'PROTOCOLS', 'TARGETS', 'BLIP_BACKBONES', 'BACKBONES', 'APN_KINDS', 'STAGES', 'PRECISIONS',
-           'COMPILE_BACKENDS', 'TRANSFORMS', 'AUGMENTS', 'NUM_CLASSES', 'TRAIN_ON', 'STYLE_MODES', 'CODE_VALUES',
-           'RunConfig', 'validate', 'make_config', 'config_dict', 'config_hash', 'config_from_dict', 'data_root',
-           'cache_dir']
+           'COMPILE_BACKENDS', 'TRANSFORMS', 'AUGMENTS', 'NUM_CLASSES', 'TRAIN_ON', 'STYLE_MODES', 'SPLIT_SOURCES',
+           'CODE_VALUES', 'RunConfig', 'validate', 'make_config', 'config_dict', 'config_hash', 'config_from_dict',
+           'data_root', 'cache_dir']
 
 # %% ../nbs/00_config.ipynb #00000006
 VARIANTS = ('paper', 'code')
@@ -29,6 +29,7 @@ AUGMENTS = ('tensor', 'pil')  # training augmentation: whole batches on the devi
 NUM_CLASSES = ('real', 'code')
 TRAIN_ON = ('sources', 'target', 'sources+target')  # what a Protocol-2/3 run trains on (the world report's in-domain and oracle)
 STYLE_MODES = ('distinct', 'shared')  # the embedded world's looks: one per dataset, or one for all (the null world)
+SPLIT_SOURCES = ('auto', 'disk', 'shipped')  # small-target splits: the released code's file if there, that file, fgdi's own
 
 # %% ../nbs/00_config.ipynb #00000008
 def _nohash(default): return field(default=default, metadata={'hash': False})
@@ -101,6 +102,8 @@ class RunConfig:
     cuhk03_labeled: bool = True
     split_id: int = 9                # split of PRID/GRID/VIPeR/iLIDS (the code's choice)
     average_splits: bool = False     # mean over the ten splits instead of split 9
+    splits: str = 'auto'             # small-target splits: 'disk' (the released code's split file in the dataset
+                                     # folder), 'shipped' (fgdi's frozen ones) or 'auto' (disk if the file is there)
     rerank: bool = False
     train_on: str = 'sources'        # 'sources' (the protocol's), 'target' (in-domain) or 'sources+target' (oracle)
     style_aug: float = 0.            # probability of style randomisation per training image (a DG control, not the paper's)
@@ -127,7 +130,7 @@ def validate(cfg:RunConfig):
     "Raise `ValueError` naming the field if any setting of `cfg` is invalid."
     for name, allowed in dict(variant=VARIANTS, scale=SCALES, protocol=PROTOCOLS, backbone=BACKBONES, apn=APN_KINDS,
                               precision=PRECISIONS, transforms=TRANSFORMS, augment=AUGMENTS, num_classes=NUM_CLASSES,
-                              train_on=TRAIN_ON, styles=STYLE_MODES, compile=COMPILE_BACKENDS).items():
+                              train_on=TRAIN_ON, styles=STYLE_MODES, compile=COMPILE_BACKENDS, splits=SPLIT_SOURCES).items():
         _one_of(cfg, name, allowed)
     if cfg.protocol == 1: _check(cfg.target is None, f"Protocol-1 has fixed targets (PRID, GRID, VIPeR, iLIDS); got target={cfg.target!r}, use target=None")
     else: _check(cfg.target in TARGETS, f"Protocol-{cfg.protocol} needs target in {list(TARGETS)}; got target={cfg.target!r}")
@@ -150,6 +153,8 @@ def validate(cfg:RunConfig):
         s = getattr(cfg, name)
         _check(len(s) == 2 and all(int(x) > 0 for x in s), f"RunConfig.{name}={s} must be (height, width)")
     _check(cfg.triplet_margin is None or cfg.triplet_margin > 0, f"RunConfig.triplet_margin={cfg.triplet_margin}: use None (soft margin) or a positive margin")
+    _check(isinstance(cfg.seed, numbers.Integral) and 0 <= cfg.seed < 2**32,
+           f"RunConfig.seed={cfg.seed!r} must be an integer in [0, 2**32) (numpy's seed range)")
     _check(0 <= cfg.split_id < 10, f"RunConfig.split_id={cfg.split_id} must be in 0..9 (ten shipped splits)")
     _check(cfg.n_id_ctx >= 1 and cfg.n_dm_ctx >= 1, "RunConfig.n_id_ctx and n_dm_ctx must be >= 1")
     _check(cfg.use_domain or not cfg.use_apn, "Switch C (use_apn) needs switch B (use_domain): the apn loss compares with "

@@ -18,19 +18,20 @@ import torchvision.transforms as T
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .config import RunConfig, TARGETS, data_root
+from .config import RunConfig, SPLIT_SOURCES, TARGETS, data_root
 from .synth import rendition_matrix
 
 # %% auto #0
 __all__ = ['DATASETS', 'SPLIT_SEED', 'SPLIT_IDS', 'ILIDS_IMAGE_RANKS', 'SMALL_TARGETS', 'TARGET_DATASET', 'PROTOCOLS',
            'OFFICIAL_COUNTS', 'MIN_SIDE', 'MAX_SIDE', 'AUGMIX_OPS', 'STYLE_RANGES', 'Item', 'DatasetError',
            'ReidDataset', 'Market1501', 'MSMT17', 'prepare_cuhk03', 'CUHK03', 'CUHK02', 'CUHKSYSU', 'draw_splits',
-           'load_split', 'rank_split', 'SmallTarget', 'PRID', 'GRID', 'VIPeR', 'iLIDS', 'ProtocolSpec', 'protocol_name',
-           'open_dataset', 'relabel', 'Protocol', 'load_protocol', 'target_splits', 'CheckRow', 'expected_counts',
-           'check', 'format_check', 'check_report', 'read_image', 'ReidImages', 'image_problem', 'verify_images',
-           'dataset_images', 'unusable_images', 'check_images', 'AugMix', 'to_tensor', 'InstanceNorm', 'rendition',
-           'restyle', 'style_randomise', 'StyleRandomise', 'build_transforms', 'PKSampler', 'train_loader',
-           'cache_loader', 'test_loader', 'make_loaders']
+           'load_split', 'rank_split', 'read_split_file', 'SplitSource', 'SmallTarget', 'PRID', 'GRID', 'VIPeR',
+           'iLIDS', 'ProtocolSpec', 'protocol_name', 'open_dataset', 'relabel', 'split_source', 'splits_record',
+           'Protocol', 'load_protocol', 'target_splits', 'CheckRow', 'expected_counts', 'check', 'format_check',
+           'check_report', 'read_image', 'ReidImages', 'image_problem', 'verify_images', 'dataset_images',
+           'unusable_images', 'check_images', 'AugMix', 'to_tensor', 'InstanceNorm', 'rendition', 'restyle',
+           'style_randomise', 'StyleRandomise', 'build_transforms', 'PKSampler', 'train_loader', 'cache_loader',
+           'test_loader', 'make_loaders']
 
 # %% ../nbs/07_data.ipynb #00000006
 class Item(NamedTuple):
@@ -68,6 +69,9 @@ class ReidDataset:
 
     def __init__(self, root=None, combine_all:bool=False):
         self.root = data_root(root)
+        if not self.root.is_dir():
+            raise DatasetError(self.name, self.root, 'data root not found',
+                               'give data_root (--data-root) or $FGDI_DATA the folder that holds the datasets')
         self.dir = self.locate(self.root)
         if not self.dir.is_dir(): raise self.error(self.dir, 'dataset folder not found', self.how_to_get(self.root))
         self.train, self.query, self.gallery = self.load()
@@ -188,6 +192,8 @@ class MSMT17(ReidDataset):
     def combined(self): return self._train_items('val') + super().combined()
 
 # %% ../nbs/07_data.ipynb #00000017
+from .train import atomic_write
+
 def prepare_cuhk03(root=None, kind:str='labeled') -> Path:
     "Extract `images_{kind}/*.png` and `splits_new_{kind}.json` from the CUHK03 release `.mat` files (needs h5py)."
     d = data_root(root)/'cuhk03'
@@ -217,9 +223,7 @@ def prepare_cuhk03(root=None, kind:str='labeled') -> Path:
                  query=[[f, p, c, 'cuhk03'] for f, p, c in part('query_idx')],
                  gallery=[[f, p, c, 'cuhk03'] for f, p, c in part('gallery_idx')])
     dest = d/f'splits_new_{kind}.json'
-    tmp = dest.with_suffix('.tmp')
-    tmp.write_text(json.dumps([split]))
-    tmp.replace(dest)
+    with atomic_write(dest, 'w') as f: json.dump([split], f)
     return dest
 
 # %% ../nbs/07_data.ipynb #00000019
@@ -329,13 +333,74 @@ def rank_split(order:list, ids) -> tuple[list, list]:
     kept = [ids[r] for r in order if r < len(ids)]
     return kept[:len(ids) // 2], sorted(kept[len(ids) // 2:])
 
+# %% ../nbs/07_data.ipynb #a3f1c2d0
+def _embedded_world(root) -> bool:
+    "Whether `root` holds fgdi's embedded world (a `manifest.json` that names the world)."
+    try: return 'world' in json.loads((Path(root)/'manifest.json').read_text())
+    except (OSError, ValueError, TypeError): return False
+
+def read_split_file(path, split_id:int) -> dict:
+    "Split `split_id` of a JSON split file as the released code writes it (a list of objects); a `ValueError` if not."
+    try: splits = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e: raise ValueError(f'it is not readable JSON ({type(e).__name__}: {e})') from None
+    if not (isinstance(splits, list) and all(isinstance(s, dict) for s in splits)):
+        raise ValueError('it is not a list of splits (JSON objects)')
+    if split_id >= len(splits):
+        raise ValueError(f'it holds {len(splits)} splits, split_id={split_id} needs at least {split_id + 1}')
+    return splits[split_id]
+
+# %% ../nbs/07_data.ipynb #a3f1c2d1
+class SplitSource:
+    "Where a small target's split comes from: the split file in its folder ('disk') or fgdi's shipped splits."
+    split_file = 'splits.json'  # what the released code reads in the dataset folder (and draws, unseeded, if missing)
+    drawn_by_code = True        # the file is the released code's draw, not part of the dataset's release
+
+    @classmethod
+    def split_path(cls, root) -> Path: return cls.locate(data_root(root))/cls.split_file
+
+    @classmethod
+    def pick_source(cls, root, splits:str='auto') -> str:
+        "'disk' or 'shipped': where `splits` ('auto', 'disk' or 'shipped') takes the split from under `root`."
+        if splits not in SPLIT_SOURCES:
+            raise ValueError(f'splits={splits!r} is not valid; choose one of {list(SPLIT_SOURCES)}')
+        path = cls.split_path(root)
+        if splits == 'disk' and not path.is_file():
+            raise DatasetError(cls.name, path, "splits='disk' needs the split file, which is not there",
+                               "put the split file of these images there, or use splits='shipped' (fgdi's splits)")
+        if splits != 'auto': return splits
+        world_draw = cls.drawn_by_code and _embedded_world(data_root(root))  # the world keeps fgdi's unless asked
+        return 'disk' if path.is_file() and not world_draw else 'shipped'
+
+    def read_split(self):
+        "Split `split_id` of the JSON split file; one error naming the file if it cannot be read."
+        try: return read_split_file(self.split_path(self.root), self.split_id)
+        except ValueError as e: raise self.split_error(str(e)) from None
+
+    def split_error(self, problem:str) -> DatasetError:
+        "The error for a split file that does not fit: what is wrong, the file and the fix."
+        return DatasetError(self.name, self.split_path(self.root), f'split file rejected, {problem}',
+                            f"put the {self.split_file} written for these images there, or use splits='shipped' "
+                            "(fgdi's frozen splits)")
+
 # %% ../nbs/07_data.ipynb #0000002b
-class SmallTarget(ReidDataset):
-    "A Protocol-1 target: `query` and `gallery` of shipped split `split_id` (the code uses 9)."
+class SmallTarget(SplitSource, ReidDataset):
+    "A Protocol-1 target: `query` and `gallery` of split `split_id` (the code uses 9), from the split file or fgdi's."
     parts = ('query', 'gallery')
-    def __init__(self, root=None, split_id:int=9):
-        self.split_id, self.split = split_id, load_split(self.name, split_id)
+    def __init__(self, root=None, split_id:int=9, splits:str='auto'):
+        self.split_id, self.splits, self.split = split_id, splits, None
         super().__init__(root)
+
+    def load(self):
+        "Query and gallery of the split file ('disk') or of the shipped split; a file that does not fit is one error."
+        self.source = self.pick_source(self.root, self.splits)
+        if self.source == 'shipped':
+            self.split = load_split(self.name, self.split_id)
+            return self.from_shipped()
+        try: return self.from_file(self.read_split())
+        except DatasetError: raise
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            problem = f"split {self.split_id} does not follow the released code's schema ({type(e).__name__}: {e})"
+            raise self.split_error(problem) from None
 
     def _by_id(self, files, pattern, example) -> dict:
         "id -> file for a one-image-per-identity camera folder; an error on a repeated id."
@@ -355,17 +420,35 @@ class SmallTarget(ReidDataset):
 class PRID(SmallTarget):
     "PRID 2011 single shot (`PRID`)."
     name = title = domain = folder = 'PRID'
-    layout = '<root>/PRID/single_shot/{cam_a,cam_b}/person_XXXX.png'
+    layout = '<root>/PRID/single_shot/{cam_a,cam_b}/person_XXXX.png (+ splits_single_shot.json)'
     elsewhere = {'prid2011/prid_2011/single_shot': 'PRID/single_shot'}
+    split_file = 'splits_single_shot.json'
 
-    def load(self):
+    def _cams(self):
+        "cam_a and cam_b as id -> file, and the shared identities (the first round(200 · n_a / 385) of cam_a)."
         a, b = (self._by_id(self._files(self.dir/'single_shot'/f'cam_{c}', '.png'), r'^person_(\d+)', 'person_0001.png') for c in 'ab')
         shared = sorted(a)[:round(200 * len(a) / 385)]
         missing = [p for p in shared if p not in b]
         if missing: raise self.error(self.dir/'single_shot'/'cam_b', f'shared identity {missing[0]} has no cam_b image', 'use the complete release')
-        _, test = self._rank_split(shared, 'shared identities')
+        return a, b, shared
+
+    def _parts(self, test, a, b, shared):
         others = sorted(set(b) - set(shared))
         return [], [Item(a[p], p, 0, self.domain) for p in test], [Item(b[p], p, 1, self.domain) for p in test + others]
+
+    def from_shipped(self):
+        a, b, shared = self._cams()
+        return self._parts(self._rank_split(shared, 'shared identities')[1], a, b, shared)
+
+    def from_file(self, split):
+        "The released schema: `{'train': [ids], 'test': [ids]}`, together the identities both cameras share."
+        a, b, shared = self._cams()
+        train, test = [int(p) for p in split['train']], [int(p) for p in split['test']]
+        if sorted(train + test) != shared:
+            unknown = sorted(set(train + test) - set(shared))
+            raise self.split_error(f'split {self.split_id} lists {len(train)} train + {len(test)} test identities, the '
+                                   f'cameras share {len(shared)}' + (f'; not shared: {unknown[:3]}' if unknown else ''))
+        return self._parts(test, a, b, shared)
 
 # %% ../nbs/07_data.ipynb #00000030
 class GRID(SmallTarget):
@@ -374,49 +457,91 @@ class GRID(SmallTarget):
     folder = 'underground_reid'
     layout = '<root>/underground_reid/{probe,gallery}/*.jpeg (+ features_and_partitions.mat)'
     elsewhere = {'grid/underground_reid': 'underground_reid'}
+    split_file = 'features_and_partitions.mat'  # in GRID's release; the released code writes its splits.json from it
+    drawn_by_code = False
 
-    def _mat_train_ids(self):
-        mat = self.dir/'features_and_partitions.mat'
-        if not mat.is_file(): return None
-        from scipy.io import loadmat
-        try: return set(np.asarray(loadmat(mat)['trainIdxAll'][0][self.split_id][0][0][2]).flatten().tolist())
-        except (KeyError, IndexError, ValueError) as e: raise self.error(mat, f'cannot read trainIdxAll ({e})', "use the release's features_and_partitions.mat, or delete it to use the shipped splits") from None
+    def _folders(self):
+        parse = lambda f: self._parse(f, r'^(\d+)_(\d+)_', '0001_1_25004_107_32_130_165.jpeg')
+        return ([(f, *parse(f)) for f in self._files(self.dir/sub, '.jpeg')] for sub in ('probe', 'gallery'))
 
-    def load(self):
-        probe, gallery = ([(f, *self._parse(f, r'^(\d+)_(\d+)_', '0001_1_25004_107_32_130_165.jpeg')) for f in self._files(self.dir/sub, '.jpeg')]
-                          for sub in ('probe', 'gallery'))
-        train = self._mat_train_ids()
-        if train is None: train = set(self._rank_split({p for _, p, _ in probe if p}, 'probe identities')[0])
+    def _parts(self, train, probe, gallery):
         test = lambda rows: [Item(f, p, c - 1, self.domain) for f, p, c in rows if p not in train]
         return [], test(probe), test(gallery)
+
+    def from_shipped(self):
+        probe, gallery = self._folders()
+        return self._parts(set(self._rank_split({p for _, p, _ in probe if p}, 'probe identities')[0]), probe, gallery)
+
+    def read_split(self) -> list:
+        "Training ids of split `split_id`: the third field of its `trainIdxAll` cell, as the released code reads them."
+        from scipy.io import loadmat
+        try: cell = loadmat(self.split_path(self.root))['trainIdxAll'][0][self.split_id]
+        except Exception as e: raise self.split_error(f'cannot read trainIdxAll ({type(e).__name__}: {e})') from None
+        return np.asarray(cell[0][0][2]).flatten().tolist()  # a cell of another shape: the schema error of `load`
+
+    def from_file(self, train):
+        probe, gallery = self._folders()
+        ids, train = {p for _, p, _ in probe if p}, set(train)
+        if not (train <= ids and len(train) == len(ids) // 2):
+            raise self.split_error(f'split {self.split_id} trains on {len(train)} ids ({len(train - ids)} not in '
+                                   f'probe/); the {len(ids)} probe identities on disk give {len(ids) // 2}')
+        return self._parts(train, probe, gallery)
 
 # %% ../nbs/07_data.ipynb #00000035
 class VIPeR(SmallTarget):
     "VIPeR (`VIPeR`)."
     name = title = domain = folder = 'VIPeR'
-    layout = '<root>/VIPeR/{cam_a,cam_b}/<id>_<angle>.bmp'
+    layout = '<root>/VIPeR/{cam_a,cam_b}/<id>_<angle>.bmp (+ splits.json)'
     elsewhere = {'viper/VIPeR': 'VIPeR'}
 
-    def load(self):
+    def _cams(self) -> list:
         cams = [self._by_id(self._files(self.dir/f'cam_{c}', '.bmp'), r'^(\d+)_', '000_45.bmp') for c in 'ab']
         if set(cams[0]) != set(cams[1]):
             raise self.error(self.dir, f'cam_a and cam_b hold different identities (e.g. {sorted(set(cams[0]) ^ set(cams[1]))[0]})', 'use the complete release')
+        return cams
+
+    def from_shipped(self):
+        cams = self._cams()
         _, test = self._rank_split(cams[0], 'identities')
         q = 'ab'.index(self.split['query_cam'])
         return [], [Item(cams[q][p], p, q, self.domain) for p in test], [Item(cams[1 - q][p], p, 1 - q, self.domain) for p in test]
+
+    def from_file(self, split):
+        "The released schema: `query` and `gallery` lists of `[path, pid, camid(, domain)]`; camid 0: cam_a, 1: cam_b."
+        cams = self._cams()
+        names = [{os.path.basename(f): f for f in cam.values()} for cam in cams]
+        def items(part):
+            out = []
+            for path, pid, camid, *_ in split[part]:
+                name = os.path.basename(str(path).replace('\\', '/'))  # the code stores the drawing machine's path
+                if camid not in (0, 1) or name not in names[camid]:
+                    raise self.split_error(f'split {self.split_id} {part} names {path!r} with camid {camid!r}, '
+                                           'not an image of cam_a (camid 0) or cam_b (camid 1)')
+                out.append(Item(names[camid][name], int(pid), camid, self.domain))
+            return out
+        query, gallery, n_test = items('query'), items('gallery'), len(cams[0]) - len(cams[0]) // 2
+        if not len(query) == len(gallery) == n_test:
+            raise self.split_error(f'split {self.split_id} has {len(query)} query and {len(gallery)} gallery images; '
+                                   f'the {len(cams[0])} identities on disk give {n_test} test identities')
+        return [], query, gallery
 
 # %% ../nbs/07_data.ipynb #00000038
 class iLIDS(SmallTarget):
     "QMUL iLIDS (`iLIDS`)."
     name = title = domain = folder = 'iLIDS'
-    layout = '<root>/iLIDS/Persons/<pid:4><image:3>.jpg'
+    layout = '<root>/iLIDS/Persons/<pid:4><image:3>.jpg (+ splits.json)'
     elsewhere = {'ilids/i-LIDS_Pedestrian/Persons': 'iLIDS/Persons'}
 
-    def load(self):
+    def _images(self) -> dict:
+        "id -> its Items (camid = image index − 1)."
         by_id = defaultdict(list)
         for f in self._files(self.dir/'Persons', '.jpg'):
             pid, image = self._parse(f, r'^(\d{4})(\d{3})', '0001001.jpg')
             by_id[pid].append(Item(f, pid, image - 1, self.domain))
+        return by_id
+
+    def from_shipped(self):
+        by_id = self._images()
         _, test = self._rank_split(by_id, 'identities')
         rank = {p: r for r, p in enumerate(sorted(by_id))}
         pairs = []
@@ -425,6 +550,21 @@ class iLIDS(SmallTarget):
             if len(images) < 2: raise self.error(images[0].path, f'identity {p} has only one image', 'use the complete release (every identity has at least two images)')
             pairs.append([images[i] for i in self.split['images'][rank[p]] if i < len(images)][:2])
         return [], [q for q, _ in pairs], [g for _, g in pairs]
+
+    def from_file(self, split):
+        "The released schema: `query` and `gallery` lists of file names in Persons/, one pair per test identity."
+        by_id = self._images()
+        files = {os.path.basename(it.path): it for items in by_id.values() for it in items}
+        unknown = [n for part in ('query', 'gallery') for n in split[part] if n not in files]
+        if unknown:
+            raise self.split_error(f'split {self.split_id} names {len(unknown)} image(s) not in Persons/, '
+                                   f'e.g. {unknown[0]!r}')
+        query, gallery = ([files[n] for n in split[part]] for part in ('query', 'gallery'))
+        n_test = len(by_id) - len(by_id) // 2
+        if not (len(query) == n_test and [q.pid for q in query] == [g.pid for g in gallery]):
+            raise self.split_error(f'split {self.split_id} pairs {len(query)} query with {len(gallery)} gallery '
+                                   f'images; the {len(by_id)} identities on disk give {n_test} test pairs')
+        return [], query, gallery
 
 # %% ../nbs/07_data.ipynb #0000003d
 @dataclass(frozen=True)
@@ -456,7 +596,7 @@ def open_dataset(name:str, root=None, cfg:RunConfig|None=None, combine_all:bool=
     cfg = cfg or RunConfig()
     if name not in DATASETS: raise ValueError(f'unknown dataset {name!r}; choose one of {list(DATASETS)}')
     cls, root = DATASETS[name], root or cfg.data_root
-    if issubclass(cls, SmallTarget): return cls(root, split_id=cfg.split_id if split_id is None else split_id)
+    if issubclass(cls, SmallTarget): return cls(root, cfg.split_id if split_id is None else split_id, cfg.splits)
     opts = dict(Market=dict(distractors=cfg.market_distractors), cuhk03=dict(labeled=cfg.cuhk03_labeled)).get(name, {})
     return cls(root, combine_all=combine_all, **opts)
 
@@ -465,6 +605,19 @@ def relabel(items:list) -> tuple[list, list, list, list]:
     names = [sorted({it[i] for it in items}) for i in (1, 2, 3)]
     pid, cam, dom = ({n: i for i, n in enumerate(ns)} for ns in names)
     return [Item(it.path, pid[it.pid], cam[it.camid], dom[it.domain]) for it in items], *names
+
+def split_source(name:str, root=None, cfg:RunConfig|None=None) -> str|None:
+    "'disk' or 'shipped': where small target `name` under `root` takes its split from with `cfg.splits`; else None."
+    cfg = cfg or RunConfig()
+    cls = DATASETS[name]
+    return cls.pick_source(root or cfg.data_root, cfg.splits) if issubclass(cls, SmallTarget) else None
+
+def splits_record(cfg:RunConfig) -> str|None:
+    "The run's `splits`: 'disk', 'shipped', per small target if they differ ('PRID disk, GRID shipped, ...'), or None."
+    names = [t for t in PROTOCOLS[protocol_name(cfg.protocol, cfg.target)].targets if t in SMALL_TARGETS]
+    sources = {t: split_source(t, cfg.data_root, cfg) for t in names}
+    if len(set(sources.values())) > 1: return ', '.join(f'{t} {s}' for t, s in sources.items())
+    return next(iter(sources.values()), None)
 
 # %% ../nbs/07_data.ipynb #00000042
 @dataclass
@@ -482,6 +635,7 @@ class Protocol:
     domain_names: list   # label -> domain name (sorted)
     num_classes: int
     split_id: int|None = None
+    split_sources: dict|None = None  # small target -> 'disk' | 'shipped'
 
     @property
     def num_domains(self) -> int: return len(self.domain_names)
@@ -496,7 +650,7 @@ class Protocol:
             rows.append(f'  source {n:<10} domain {d}: {int((dom == d).sum()):>7} images {len(set(pids[dom == d].tolist())):>6} ids')
         for t in self.targets:
             rows.append(f'  target {t:<10} query {len(self.query[t]):>6} gallery {len(self.gallery[t]):>7}'
-                        + (f' (split {self.split_id})' if t in SMALL_TARGETS else ''))
+                        + (f' (split {self.split_id}, {self.split_sources[t]})' if t in SMALL_TARGETS else ''))
         return '\n'.join(rows)
 
     __repr__ = summary
@@ -517,7 +671,8 @@ def load_protocol(protocol:int, target:str|None=None, root=None, cfg:RunConfig|N
     if n < len(pid_names): raise ValueError(f"num_classes='code' gives {n} classes for {len(pid_names)} identities; use num_classes='real'")
     return Protocol(name, sources, spec.targets, spec.combine_all, train,
                     {t: d.query for t, d in tests.items()}, {t: d.gallery for t, d in tests.items()},
-                    pid_names, cam_names, domain_names, n, split_id if set(spec.targets) & set(SMALL_TARGETS) else None)
+                    pid_names, cam_names, domain_names, n, split_id if set(spec.targets) & set(SMALL_TARGETS) else None,
+                    {t: d.source for t, d in tests.items() if t in SMALL_TARGETS} or None)
 
 def target_splits(name:str, root=None, cfg:RunConfig|None=None):
     "Yield `(split_id, query, gallery)` of target `name`: split `cfg.split_id`, or all ten with `cfg.average_splits`."
@@ -683,7 +838,7 @@ def verify_images(paths, progress:bool=False, desc:str='decoding') -> dict:
 # %% ../nbs/07_data.ipynb #342521a3
 def dataset_images(d:ReidDataset) -> list[str]:
     "Every image file the loaders of `d` read: all parts, the `combine_all` extras, a small target's ten splits."
-    views = [type(d)(d.root, split_id=i) for i in range(10)] if isinstance(d, SmallTarget) else [d]
+    views = [type(d)(d.root, i, d.splits) for i in range(10)] if isinstance(d, SmallTarget) else [d]
     return sorted({it.path for v in views for it in v.train + v.query + v.gallery + v.combined()})
 
 def unusable_images(d:ReidDataset, progress:bool=False) -> list[str]:

@@ -24,8 +24,8 @@ from .pretrain import world_root, ensure_world, small_clip_weights, small_clip_n
 __all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_ONLY', 'full_scale_missing', 'weights_path',
            'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
            'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'file_digest', 'data_record',
-           'weights_record', 'banner', 'environment', 'scale_line', 'prepare_scale', 'stages_key', 'share_stages',
-           'train_and_evaluate', 'run', 'clip_weights_kw', 'run_grid', 'result_table']
+           'weights_record', 'banner', 'read_result', 'environment', 'scale_line', 'prepare_scale', 'RunLock',
+           'stages_key', 'share_stages', 'train_and_evaluate', 'clip_weights_kw', 'run', 'run_grid', 'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
@@ -105,7 +105,7 @@ def check_weights(cfg:RunConfig, scale:str):
 
 # %% ../nbs/11_experiment.ipynb #b5a4fed5
 MINI = dict(size_train=(128, 64), size_test=(128, 64), batch_size=32, epochs_initial=1, epochs_id_tokens=6,
-            epochs_domain_tokens=2, epochs_final=3, lr_image=5e-5, lr_image_bias=1e-4, num_workers=0)
+            epochs_domain_tokens=2, epochs_final=12, lr_image=5e-4, lr_image_bias=1e-3, pad=0, num_workers=0)
 SMOKE = dict(size_train=(64, 32), size_test=(64, 32), batch_size=16,
              epochs_initial=1, epochs_id_tokens=1, epochs_domain_tokens=1, epochs_final=1, num_workers=0)
 SMALL_BACKBONES = {  # the paper's backbone -> its stand-in at mini and at smoke scale
@@ -213,7 +213,7 @@ def evaluate_targets(model, p, cfg:RunConfig, progress:bool=False) -> dict:
 # %% ../nbs/11_experiment.ipynb #6e678ca9
 import hashlib
 from functools import lru_cache
-from .data import check_images
+from .data import check_images, splits_record
 
 @lru_cache(maxsize=None)
 def _sha256(path:str, size:int, mtime_ns:int) -> str:
@@ -230,7 +230,8 @@ def file_digest(path) -> str:
 def data_record(cfg:RunConfig) -> dict:
     "Which data `cfg` (a concrete config) runs on: the world (with its id) or a data root, and the protocol's datasets."
     return dict(source='embedded world' if cfg.world else 'data_root', world=cfg.world,
-                root=str(data_root(cfg.data_root).resolve()), datasets=sorted(_needed_datasets(cfg)))
+                root=str(data_root(cfg.data_root).resolve()), datasets=sorted(_needed_datasets(cfg)),
+                splits=splits_record(cfg))
 
 def weights_record(cfg:RunConfig) -> dict:
     "Which weights the model of `cfg` starts from: model, `clip_weights`, the file and its digest (None: random init)."
@@ -265,20 +266,33 @@ def banner(scale:str, why:str, cfg:RunConfig, asked:RunConfig|None=None) -> str:
              "(give data_root / --data-root to run on your datasets)" if cfg.world else data['root'])
     run_id = (f"run {config_hash(cfg)}: {protocol_name(cfg.protocol, cfg.target)}, variant {cfg.variant}, "
               f"seed {cfg.seed}")
-    return (f"{scale_line(scale, why)}; {run_id}\nfgdi data: {', '.join(data['datasets'])} from {where}\n"
+    return (f"{scale_line(scale, why)}; {run_id}\nfgdi data: {', '.join(data['datasets'])} from {where}"
+            + (f"; splits: {data['splits']}" if data['splits'] else '') + "\n"
             f"fgdi weights: {_weights_line(cfg)}" + (_replaced(asked, cfg) if asked else ''))
 
 # %% ../nbs/11_experiment.ipynb #0000000f
+from .train import atomic_write, temporary_name, fsync_dir, remove_temporaries, resume_state
+
 def _write_json(path:Path, obj):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(json.dumps(obj, indent=1)); os.replace(tmp, path)
+    with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1)
+
+def read_result(run_dir, quiet:bool=False) -> dict|None:
+    "The finished record in `run_dir`; None if there is none or it is unreadable (said unless `quiet`): then redo it."
+    path = Path(run_dir)/'result.json'
+    try: record, why = json.loads(path.read_bytes()), 'not a result record'
+    except FileNotFoundError: return None
+    except ValueError as e: record, why = None, str(e)  # half a JSON, or bytes that are no text
+    if isinstance(record, dict) and 'average' in record: return record
+    if not quiet:
+        print(f"fgdi: {path} is unreadable ({why}); it is no result: run {path.parent.name} is redone", flush=True)
+    return None
 
 def environment() -> dict:
     "Versions and hardware a result was computed with."
     import open_clip, fgdi
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else f'cpu ({torch.get_num_threads()} threads)'
-    return dict(fgdi=fgdi.__version__, torch=torch.__version__, open_clip=open_clip.__version__, python=platform.python_version(),
-                device=dev, host=socket.gethostname())
+    return dict(fgdi=fgdi.__version__, torch=torch.__version__, open_clip=open_clip.__version__,
+                python=platform.python_version(), device=dev, host=socket.gethostname())
 
 def scale_line(scale:str, why:str) -> str:
     "The loud statement of the scale that runs and why (once per run, or once per grid)."
@@ -291,6 +305,99 @@ def prepare_scale(cfg:RunConfig, progress:bool=True):
     check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
     clip_weights_kw(cfg, progress)
 
+# %% ../nbs/11_experiment.ipynb #1c0c0002
+import errno, secrets, threading
+from contextlib import suppress
+
+def _who(holder:dict) -> str:
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} (since {holder.get('since', '?')})"
+
+class RunLock:
+    "Hold run folder `folder` alone across processes and hosts; wait for a live holder, take over from a dead one."
+    def __init__(self, folder, expiry:float=300, heartbeat:float=30, poll:float=0.5):
+        self.folder, self.expiry, self.heartbeat, self.poll = Path(folder), expiry, heartbeat, poll
+        self.path, self.waited_for, self.took_over_from = self.folder/'lock', None, None
+        self.me = dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
+                       token=secrets.token_hex(8))
+
+    def __enter__(self):
+        while not self._create():
+            holder, age = self.holder()
+            if holder is None: continue  # released a moment ago
+            if self._gone(holder, age): self._break(holder); continue
+            if self.waited_for is None:
+                print(f"fgdi: waiting for {_who(holder)}, which is computing {self.folder}", flush=True)
+                self.waited_for = holder
+            time.sleep(self.poll)
+        if self.took_over_from: print(f"fgdi: took over {self.folder} from {_who(self.took_over_from)}, which "
+                                      "stopped without finishing", flush=True)
+        self._stop = threading.Event()
+        threading.Thread(target=self._beat, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self.holder()[0] == self.me: self.path.unlink(missing_ok=True)
+
+# %% ../nbs/11_experiment.ipynb #1c0c0003
+def _pid_alive(pid:int) -> bool:
+    "Whether process `pid` of this host runs (a zombie, killed but not yet reaped, does not)."
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True  # another user's process
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError): return True  # no /proc: `kill` said it exists
+
+def _holder(self:RunLock) -> tuple[dict|None, float]:
+    "Who holds the folder (None: nobody; `{}`: a holder still writing its name), and seconds since its heartbeat."
+    try: text, age = self.path.read_text(), time.time() - self.path.stat().st_mtime
+    except FileNotFoundError: return None, 0.
+    try: return json.loads(text), age
+    except ValueError: return {}, age
+
+def _gone(self:RunLock, holder:dict, age:float) -> bool:
+    "Whether `holder` stopped: no heartbeat for `expiry` s, or, on this host, no such process any more."
+    if age > self.expiry: return True
+    return holder.get('host') == self.me['host'] and 'pid' in holder and not _pid_alive(holder['pid'])
+
+RunLock.holder, RunLock._gone = _holder, _gone
+
+# %% ../nbs/11_experiment.ipynb #1c0c0004
+def _create(self:RunLock) -> bool:
+    "Create the lock naming this process; False if it exists. A folder that cannot be written is one clear error."
+    try:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError: return False
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS): raise
+        where = Path(e.filename or self.path).parent
+        raise PermissionError(f"cannot write in {where} ({e.strerror}): make it writable (chmod u+w {where}) "
+                              "or give another runs folder (runs_dir= / --runs-dir)") from None
+    with os.fdopen(fd, 'w') as f: json.dump(self.me, f); f.flush(); os.fsync(f.fileno())
+    return True
+
+def _break(self:RunLock, holder:dict):
+    "Remove the lock of `holder`, gone, unless another waiter has done so: one breaker at a time (`lock.break`)."
+    breaker = self.path.with_name('lock.break')
+    try: fd = os.open(breaker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:  # another waiter is breaking it, or died doing so (then its marker grows old)
+        with suppress(FileNotFoundError):
+            if time.time() - breaker.stat().st_mtime > 60: breaker.unlink()
+        return time.sleep(self.poll)
+    try:
+        current, age = self.holder()
+        if current == holder and self._gone(current, age): self.path.unlink(); self.took_over_from = holder
+    finally: os.close(fd); breaker.unlink()
+
+def _beat(self:RunLock):
+    "Touch the lock every `heartbeat` s while it is held: a holder whose heartbeat stops is gone after `expiry` s."
+    while not self._stop.wait(self.heartbeat):
+        with suppress(FileNotFoundError): os.utime(self.path)
+
+RunLock._create, RunLock._break, RunLock._beat = _create, _break, _beat
+
+# %% ../nbs/11_experiment.ipynb #1c0c0008
 FINAL_ONLY = dict(use_apn=False, apn='ed', beta=0.3, apn_margin=0.3, epochs_final=1)
 
 def stages_key(cfg:RunConfig) -> str:
@@ -299,65 +406,74 @@ def stages_key(cfg:RunConfig) -> str:
 
 def _link(src:Path, dst:Path):
     "`dst` becomes `src` atomically: a hard link (no second copy of a large checkpoint), else a copy."
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + '.tmp'); tmp.unlink(missing_ok=True)
+    tmp = temporary_name(dst); dst.parent.mkdir(parents=True, exist_ok=True)
     try: os.link(src, tmp)
-    except OSError: shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    except OSError:  # no hard links on this file system
+        with open(src, 'rb') as s, atomic_write(dst) as f: return shutil.copyfileobj(s, f)
+    os.replace(tmp, dst); fsync_dir(dst.parent)
 
 def share_stages(cfg:RunConfig, model, data:TrainData, run_dir, device='cpu', progress:bool=True) -> Path|None:
-    "Give `run_dir` the stages before `final`, trained once in `<runs>/_stages/<stages_key>/` for all configs sharing them."
+    "Give `run_dir` the stages before `final`, trained once for all configs sharing them, in `<runs>/_stages/<key>/`."
     run_dir = Path(run_dir)
     tr = Trainer(cfg, model, data, run_dir.parent/'_stages'/stages_key(cfg), device, progress)
     shared, plan = tr.run_dir, tr.plan()
     if len(plan) < 2: return None  # a final stage alone: nothing to share
-    if (run_dir/'ckpt'/'last.pt').exists():  # the run has progress of its own: it resumes from that
+    if resume_state(run_dir/'ckpt'/'last.pt', mmap=True) is not None:  # the run has progress of its own: it resumes
         return shared if (shared/'done').exists() else None
-    if not (shared/'done').exists(): tr.fit(until=plan[-2][0]); (shared/'done').touch()
+    with RunLock(shared):  # one process trains them; another that needs them waits, then starts from them
+        remove_temporaries(shared)
+        if not ((shared/'done').exists() and resume_state(shared/'ckpt'/'last.pt', mmap=True) is not None):
+            tr.fit(until=plan[-2][0]); (shared/'done').touch()
     print(f"fgdi: the stages before 'final' are kept in {shared} for every run that differs only in the final stage")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shared/'log.jsonl', run_dir/'log.jsonl')  # a copy: the run appends to its log
+    with atomic_write(run_dir/'log.jsonl') as f: f.write((shared/'log.jsonl').read_bytes())  # the run appends to it
     _link(shared/'ckpt'/'last.pt', run_dir/'ckpt'/'last.pt')   # checkpoints are replaced, never written in place
     return shared
 
+# %% ../nbs/11_experiment.ipynb #1c0c0009
 def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=True) -> dict:
     "Train `cfg` (a concrete config) on protocol data `p` in `run_dir` (resuming if possible) and evaluate its targets."
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     seed_everything(cfg.seed)
-    model, data = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg)), train_data(p, cfg, device, progress)
+    model = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg))
+    data = train_data(p, cfg, device, progress)
     shared = share_stages(cfg, model, data, run_dir, device, progress)
     tr = Trainer(cfg, model, data, run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
     log = [json.loads(l) for l in tr.log_path.read_text().splitlines()]
     stage_s = {}
     for r in log: stage_s[r['stage']] = round(stage_s.get(r['stage'], 0) + r['seconds'], 2)
     final_eval = log[-1].get('eval')  # the final stage evaluates after its last epoch
-    return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s, shared_stages=shared and shared.name)
+    return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s,
+                shared_stages=shared and shared.name)
 
+def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
+    "Keyword arguments of `build_model` pointing a mini-scale config at its cached small CLIP (pretrained if missing)."
+    settings = small_clip_settings(cfg)
+    if settings is None or cfg.clip_weights != small_clip_name(settings): return {}
+    return dict(weights=str(small_clip_weights(settings, progress=progress)))
+
+# %% ../nbs/11_experiment.ipynb #1c0c000a
 def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose:bool=True) -> dict:
     "Train and evaluate `cfg` (at its resolved scale), or read the finished result back."
     scale, why = resolve_scale(cfg)
     asked, cfg = cfg, at_scale(cfg, scale)
     d = Path(runs_dir)/config_hash(cfg)
-    if (d/'result.json').exists(): return json.loads((d/'result.json').read_text())
+    if (done := read_result(d)): return done
     check_weights(asked, scale)
-    if verbose: print(banner(scale, why, cfg, asked), flush=True)
-    _write_json(d/'config.json', config_dict(cfg))
-    prepare_scale(cfg, progress)
-    t0 = time.time()
-    res = train_and_evaluate(cfg, load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg), d, device, progress)
-    stages = res.pop('stage_seconds')
-    result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg),
-                  data=data_record(cfg), weights=weights_record(cfg), **res,
-                  seconds=dict(stages=stages, total=round(time.time() - t0, 2)), environment=environment(),
-                  finished=time.strftime('%Y-%m-%d %H:%M:%S'))
-    _write_json(d/'result.json', result)
+    with RunLock(d):  # another process on this config waits here, then reads the result this one writes
+        if (done := read_result(d, quiet=True)): return done
+        remove_temporaries(d)
+        if verbose: print(banner(scale, why, cfg, asked), flush=True)
+        _write_json(d/'config.json', config_dict(cfg))
+        prepare_scale(cfg, progress)
+        t0 = time.time()
+        res = train_and_evaluate(cfg, load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg), d, device, progress)
+        stages = res.pop('stage_seconds')
+        result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg),
+                      data=data_record(cfg), weights=weights_record(cfg), **res,
+                      seconds=dict(stages=stages, total=round(time.time() - t0, 2)), environment=environment(),
+                      finished=time.strftime('%Y-%m-%d %H:%M:%S'))
+        _write_json(d/'result.json', result)
     return result
-
-def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
-    "Keyword arguments of `build_model` that point a mini-scale config at its cached small CLIP (pretrained if missing)."
-    settings = small_clip_settings(cfg)
-    if settings is None or cfg.clip_weights != small_clip_name(settings): return {}
-    return dict(weights=str(small_clip_weights(settings, progress=progress)))
 
 def run_grid(cfgs, seeds=(1,), **kw) -> list:
     "`run` every config with every seed (finished runs are read back)."

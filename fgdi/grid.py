@@ -11,13 +11,14 @@ import torch
 from tqdm import tqdm
 from .config import RunConfig, config_hash
 from .data import protocol_name
-from .experiment import run, resolve_scale, at_scale, stages_key, scale_line
+from .experiment import run, read_result, resolve_scale, at_scale, stages_key, scale_line
 
 # %% auto #0
-__all__ = ['JOB_RECORD', 'ACTIVE', 'ACTIONS', 'parse_executor', 'Slurm', 'sbatch_flags', 'GridRun', 'plan_grid', 'followers',
-           'TrainRun', 'jobs_folder', 'record_job', 'recorded_job', 'slurm_executor', 'submit_slurm', 'local_executor',
-           'log_tail', 'failure_note', 'done_line', 'grid_banner', 'state_of', 'Progress', 'GridStop', 'GridFailed',
-           'as_flag', 'grid_action', 'LocalWorkers', 'run_grid', 'run_grid_by', 'notebook_grid']
+__all__ = ['JOB_RECORD', 'ACTIVE', 'ACTIONS', 'RESUBMIT_HINT', 'parse_executor', 'Slurm', 'sbatch_flags', 'GridRun', 'plan_grid',
+           'followers', 'TrainRun', 'jobs_folder', 'record_job', 'recorded_job', 'slurm_executor', 'submit_slurm',
+           'local_executor', 'log_tail', 'failure_note', 'done_line', 'grid_banner', 'state_of', 'Progress', 'GridStop',
+           'GridFailed', 'as_flag', 'grid_action', 'LocalWorkers', 'to_submit', 'run_grid', 'run_grid_by',
+           'notebook_grid']
 
 # %% ../nbs/16_grid.ipynb #2d240e0b
 def parse_executor(executor:str) -> tuple[str, int]:
@@ -27,7 +28,8 @@ def parse_executor(executor:str) -> tuple[str, int]:
     if kind == 'local' and not colon: return 'local', 0
     if kind == 'local' and n.isdigit() and int(n) >= 1: return 'local', int(n)
     raise ValueError(f"executor={executor!r} is not valid; use 'local' (one run after another in this process), "
-                     "'local:N' (N worker processes: one per GPU, or the CPU cores split N ways) or 'slurm' (one Slurm job per run)")
+                     "'local:N' (N worker processes: one per GPU, or the CPU cores split N ways) "
+                     "or 'slurm' (one Slurm job per run)")
 
 # %% ../nbs/16_grid.ipynb #7692900c
 @dataclass
@@ -46,7 +48,8 @@ class Slurm:
     def __post_init__(self):
         for k in ('time', 'cpus', 'mem_gb', 'max_requeue'):
             if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
-                raise ValueError(f'slurm {k}={getattr(self, k)!r} is not valid: a whole number >= 1 (papermill: -p slurm_{k} 4)')
+                raise ValueError(f'slurm {k}={getattr(self, k)!r} is not valid: a whole number >= 1 '
+                                 f'(papermill: -p slurm_{k} 4)')
         sbatch_flags(self.extra)
 
 def sbatch_flags(extra:str) -> dict:
@@ -54,7 +57,8 @@ def sbatch_flags(extra:str) -> dict:
     flags = {}
     for word in (extra or '').split():
         if not word.startswith('--') or len(word) < 3:
-            raise ValueError(f"slurm extra={extra!r}: {word!r} is not a long sbatch flag; write each as --name=value or --name")
+            raise ValueError(f"slurm extra={extra!r}: {word!r} is not a long sbatch flag; "
+                             "write each as --name=value or --name")
         name, eq, value = word[2:].partition('=')
         flags[name.replace('-', '_')] = value if eq else True
     return flags
@@ -62,7 +66,7 @@ def sbatch_flags(extra:str) -> dict:
 # %% ../nbs/16_grid.ipynb #fcd1440d
 @dataclass
 class GridRun:
-    "One run of a grid: the config `run` gets (seed and scale fixed), the scale and why, and its folder in the run cache."
+    "One run of a grid: the config `run` gets (seed and scale fixed), the scale and why, its folder in the run cache."
     cfg: RunConfig
     scale: str
     why: str
@@ -71,9 +75,10 @@ class GridRun:
     @property
     def hash(self) -> str: return self.dir.name
     @property
-    def done(self) -> bool: return (self.dir/'result.json').exists()
+    def done(self) -> bool: return read_result(self.dir, quiet=True) is not None  # readable, as `run` reads it
     @property
-    def name(self) -> str: return f'{self.hash} ({protocol_name(self.cfg.protocol, self.cfg.target)}, seed {self.cfg.seed})'
+    def name(self) -> str:
+        return f'{self.hash} ({protocol_name(self.cfg.protocol, self.cfg.target)}, seed {self.cfg.seed})'
 
 def plan_grid(cfgs, seeds=(1,), runs_dir='runs', gpu:bool|None=None) -> list[GridRun]:
     "Every config with every seed, concrete, in order (`gpu`: whether the runs will have a GPU; None: this machine's)."
@@ -87,7 +92,7 @@ def plan_grid(cfgs, seeds=(1,), runs_dir='runs', gpu:bool|None=None) -> list[Gri
 
 # %% ../nbs/16_grid.ipynb #473656f7
 def followers(todo:list[GridRun]) -> dict[str, str]:
-    "Run hash → the hash of the run whose shared stages it waits for (runs whose stages are trained already wait for none)."
+    "Run hash → the hash of the run whose shared stages it waits for (none where those stages are trained already)."
     lead, waits = {}, {}
     for r in todo:
         key = stages_key(at_scale(r.cfg, r.scale))
@@ -100,7 +105,7 @@ def followers(todo:list[GridRun]) -> dict[str, str]:
 import submitit
 
 class TrainRun(submitit.helpers.Checkpointable):
-    "One grid run as a job: `fgdi.experiment.run(cfg)`; preempted or timed out, it is requeued and resumes from its checkpoint."
+    "One grid run as a job, `fgdi.experiment.run(cfg)`; preempted or timed out, it requeues and resumes."
     def __call__(self, cfg:RunConfig, runs_dir:str, threads:int|None=None) -> str:
         if threads and 'OMP_NUM_THREADS' not in os.environ: torch.set_num_threads(threads)
         return run(cfg, runs_dir=runs_dir, progress=False, verbose=True)['hash']
@@ -133,8 +138,8 @@ def slurm_executor(s:Slurm, runs_dir, dependency:str|None=None) -> submitit.Slur
     ex = submitit.SlurmExecutor(folder=jobs_folder(runs_dir), max_num_timeout=s.max_requeue)
     extra = sbatch_flags(s.extra) | ({'dependency': dependency} if dependency else {})
     ex.update_parameters(partition=s.partition, time=s.time, gpus_per_node=s.gpus or None, cpus_per_task=s.cpus,
-                         mem=f'{s.mem_gb}GB', account=s.account, job_name='fgdi', array_parallelism=s.max_parallel or 256,
-                         additional_parameters=extra)
+                         mem=f'{s.mem_gb}GB', account=s.account, job_name='fgdi',
+                         array_parallelism=s.max_parallel or 256, additional_parameters=extra)
     return ex
 
 def submit_slurm(rest:list[GridRun], waits:dict, s:Slurm, runs_dir, alive:dict) -> dict:
@@ -150,13 +155,16 @@ def submit_slurm(rest:list[GridRun], waits:dict, s:Slurm, runs_dir, alive:dict) 
         for r, job in zip(wave, submitted): record_job(r, job); jobs[r.hash] = job
     return jobs
 
+# %% ../nbs/16_grid.ipynb #localex1
 def local_executor(slot:int, workers:int, runs_dir) -> tuple[submitit.LocalExecutor, int|None]:
     "The executor of `local:N` worker `slot`, and the CPU threads it may use (None with a GPU)."
     ex = submitit.LocalExecutor(folder=jobs_folder(runs_dir))
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and workers > gpus:
-        raise ValueError(f"executor='local:{workers}' wants one GPU per worker but {gpus} are visible; use local:{gpus}")
-    ex.update_parameters(timeout_min=60 * 24 * 365, gpus_per_node=1 if gpus else 0, visible_gpus=(slot,) if gpus else ())
+        raise ValueError(f"executor='local:{workers}' wants one GPU per worker but {gpus} are visible; "
+                         f"use local:{gpus}")
+    ex.update_parameters(timeout_min=60 * 24 * 365, gpus_per_node=1 if gpus else 0,
+                         visible_gpus=(slot,) if gpus else ())
     return ex, None if gpus else max(1, (os.cpu_count() or 1) // workers)
 
 # %% ../nbs/16_grid.ipynb #e18e4e91
@@ -167,8 +175,10 @@ def log_tail(job, lines:int=12) -> str:
     return '(the job wrote no log)'
 
 def failure_note(r:GridRun, job_id:str, state:str, tail:str) -> str:
-    "What the notebook says about a failed run."
-    return f"run {r.name} FAILED: job {job_id}, state {state}; the last lines of its log:\n" + \
+    "What the notebook says about a failed run (a job that COMPLETED without a readable result is not run again)."
+    odd = (f" but left no readable result.json, so it is not submitted again: look at {r.dir}, then delete its "
+           f"{JOB_RECORD} to submit it again" if state.upper().startswith('COMPLETED') else '')
+    return f"run {r.name} FAILED: job {job_id}, state {state}{odd}; the last lines of its log:\n" + \
            ''.join('    ' + l for l in tail.splitlines(True))
 
 def done_line(r:GridRun) -> str:
@@ -180,17 +190,18 @@ def done_line(r:GridRun) -> str:
 def grid_banner(todo:list[GridRun], total:int) -> str:
     "The scale banner, once per grid (one per scale if the runs resolve to several)."
     firsts = {(r.scale, r.why): r for r in todo}.values()
-    return '\n'.join(scale_line(r.scale, r.why) for r in firsts) + f"\n{len(todo)} of {total} runs to train; the others are read back from the run cache"
+    return '\n'.join([*(scale_line(r.scale, r.why) for r in firsts),
+                      f"{len(todo)} of {total} runs to train; the others are read back from the run cache"])
 
 # %% ../nbs/16_grid.ipynb #bfd14130
 ACTIVE = ('RUNNING', 'PENDING', 'REQUEUED', 'CONFIGURING', 'COMPLETING', 'RESIZING', 'SUSPENDED', 'UNKNOWN', 'READY',
           'PREEMPTED', 'REQUEUE_HOLD', 'REQUEUE_FED', 'SIGNALING', 'STAGE_OUT')
 
 def state_of(r:GridRun, job) -> str:
-    "'done', 'running', 'pending' or 'failed' for run `r` computed by `job` (None: not started)."
+    "'done', 'running', 'pending' or 'failed' for run `r` computed by `job` (None: not submitted or not started)."
+    state = job and job.state.split()[0].upper()  # before the cache: a job that ends after this has written its result
     if r.done: return 'done'
     if job is None: return 'pending'
-    state = job.state.split()[0].upper()
     if state == 'RUNNING': return 'running'
     return 'pending' if state in ACTIVE else 'failed'
 
@@ -255,7 +266,7 @@ def _train_here(todo:list[GridRun], runs_dir, bar:Progress, progress:bool) -> li
 
 # %% ../nbs/16_grid.ipynb #320ab2aa
 def _watch(todo:list[GridRun], jobs:dict, bar:Progress, start=None, poll_s:float=2.0) -> list[str]:
-    "Poll until every run of `todo` is done or failed; `start(run)` launches a waiting run, or None (local:N) → failure notes."
+    "Poll until every run of `todo` is done or failed; `start(run)` launches a waiting run (local:N) → failure notes."
     failures, reported, waits = [], set(), followers(todo)
     while True:
         slurm_jobs = [j for j in jobs.values() if isinstance(j, submitit.SlurmJob)]
@@ -264,7 +275,7 @@ def _watch(todo:list[GridRun], jobs:dict, bar:Progress, start=None, poll_s:float
         for r in todo:
             if states[r.hash] in ('done', 'failed') and r.hash not in reported:
                 reported.add(r.hash)
-                job = jobs[r.hash]
+                job = jobs.get(r.hash)  # a failed run always has one: `state_of` says failed only of a job
                 note = done_line(r) if r.done else failure_note(r, job.job_id, job.state, log_tail(job))
                 bar.say(note)
                 if not r.done: failures.append(note)
@@ -290,33 +301,45 @@ class LocalWorkers:
         return self.slots[free[0]]
 
 # %% ../nbs/16_grid.ipynb #92ee933f
+def to_submit(job, state:str) -> bool:
+    "Whether a submission submits a run in `state` (`state_of`) whose recorded job is `job` (None: none): the table."
+    if job is None: return state == 'pending'
+    return state == 'failed' and not job.state.upper().startswith('COMPLETED')
+
 def _slurm_jobs(todo:list[GridRun], s:Slurm, runs_dir, submit:bool, say) -> dict:
-    "The jobs computing `todo`: recorded ones still alive, plus (if `submit`) new ones for the rest."
-    alive, stale = {}, []
-    for r in todo:
-        job = recorded_job(r)
-        if job is None: continue
-        if state_of(r, job) in ('running', 'pending'): alive[r.hash] = job
-        else: stale.append(f'{r.hash} (job {job.job_id} ended {job.state})')
-    rest = [r for r in todo if r.hash not in alive]
-    if not submit: return alive
-    if stale: say('submitting again, to resume from their checkpoints: ' + ', '.join(stale))
+    "Run hash → the job computing it: the recorded jobs, and (if `submit`) new ones for the runs `to_submit`."
+    recorded = {r.hash: j for r in todo if (j := recorded_job(r))}
+    if recorded: next(iter(recorded.values())).watcher.update()  # one sacct call for all of them
+    states = {r.hash: state_of(r, recorded.get(r.hash)) for r in todo}
+    if not submit: return recorded
+    rest = [r for r in todo if to_submit(recorded.get(r.hash), states[r.hash])]
+    again = [f'{r.hash} (job {j.job_id} ended {j.state})' for r in rest if (j := recorded.get(r.hash))]
+    if again: say('submitting again, to resume from their checkpoints: ' + ', '.join(again))
+    alive = {h: j for h, j in recorded.items() if states[h] in ('running', 'pending')}
     new = submit_slurm(rest, followers(todo), s, runs_dir, alive) if rest else {}
     if new: say(f"submitted {len(new)} runs to Slurm: jobs {', '.join(j.job_id for j in new.values())}")
     if alive: say(f"{len(alive)} runs already queued or running: jobs {', '.join(j.job_id for j in alive.values())}")
-    return alive | new
+    return recorded | new
 
 # %% ../nbs/16_grid.ipynb #82dcb383
 def _report(todo:list[GridRun], jobs:dict, total:int) -> str:
-    lines = [f'{total - len(todo)} of {total} runs done']
+    if not todo: return f'{total} of {total} runs done: every run of the grid is done (`fgdi grid collect`: the tables)'
+    lines, states = [f'{total - len(todo)} of {total} runs done'], {r.hash: state_of(r, jobs.get(r.hash)) for r in todo}
     for r in todo:
-        job = jobs.get(r.hash) or recorded_job(r)
-        lines.append(f"  {r.name}: {state_of(r, job)}" + (f' (job {job.job_id}, {job.state})' if job else ' (not submitted)'))
+        job = jobs.get(r.hash)
+        said = f'job {job.job_id}, {job.state}' if job else 'not submitted'
+        lines.append(f"  {r.name}: {states[r.hash]} ({said})")
+    if 'failed' in states.values(): lines.append(RESUBMIT_HINT)
     return '\n'.join(lines)
 
-def _cancel(jobs:dict) -> str:
-    for job in jobs.values(): job.cancel(check=False)
-    return f"cancelled {len(jobs)} jobs: {', '.join(j.job_id for j in jobs.values()) or 'none were queued or running'}"
+def _cancel(todo:list[GridRun], jobs:dict) -> str:
+    live = [jobs[r.hash] for r in todo if r.hash in jobs and state_of(r, jobs[r.hash]) in ('running', 'pending')]
+    for job in live: job.cancel(check=False)
+    ids = ', '.join(j.job_id for j in live) or 'none were queued or running'
+    return f"cancelled {len(live)} jobs: {ids}\n{RESUBMIT_HINT}"
+
+RESUBMIT_HINT = ("failed runs are submitted again by `fgdi grid submit` or a new run of the notebook, and resume "
+                 "from their checkpoints (not one whose job COMPLETED without a result: look at its run folder)")
 
 # %% ../nbs/16_grid.ipynb #f4226e12
 def run_grid(cfgs, seeds=(1,), runs_dir='runs', executor:str='local', slurm:Slurm|dict|None=None, wait:bool=True,
@@ -325,22 +348,25 @@ def run_grid(cfgs, seeds=(1,), runs_dir='runs', executor:str='local', slurm:Slur
     kind, workers, wait = *parse_executor(executor), as_flag('wait', wait)
     s = slurm if isinstance(slurm, Slurm) else Slurm(**(slurm or {}))
     action = grid_action()
-    if not wait and kind != 'slurm': raise ValueError(f"wait=False needs executor='slurm' (with {executor!r} the runs end with the notebook)")
-    if action != 'run' and kind != 'slurm': raise ValueError(f"`fgdi grid {action}` needs executor='slurm' (-p executor slurm)")
+    if not wait and kind != 'slurm':
+        raise ValueError(f"wait=False needs executor='slurm' (with {executor!r} the runs end with the notebook)")
+    if action != 'run' and kind != 'slurm':
+        raise ValueError(f"`fgdi grid {action}` needs executor='slurm' (-p executor slurm)")
     runs = plan_grid(cfgs, seeds, runs_dir, gpu=True if kind == 'slurm' and s.gpus else None)
     todo = [r for r in {r.hash: r for r in runs}.values() if not r.done]
     total = len({r.hash for r in runs})
     if action in ('status', 'cancel'):
         jobs = _slurm_jobs(todo, s, runs_dir, submit=False, say=print)
-        raise GridStop(_report(todo, jobs, total) if action == 'status' else _cancel(jobs))
+        raise GridStop(_report(todo, jobs, total) if action == 'status' else _cancel(todo, jobs))
     if todo and verbose: print(grid_banner(todo, total), flush=True)
-    failures = _grid_failures(todo, kind, workers, s, runs_dir, wait and action == 'run', action != 'collect', total, progress, poll_s)
+    failures = _grid_failures(todo, kind, workers, s, runs_dir, wait and action == 'run', action != 'collect', total,
+                              progress, poll_s)
     if failures: raise GridFailed(f'{len(failures)} of {total} runs failed:\n' + '\n'.join(failures))
     return [run(r.cfg, runs_dir=runs_dir, progress=False, verbose=False) for r in runs]
 
 # %% ../nbs/16_grid.ipynb #03909edf
 def _grid_failures(todo, kind, workers, s, runs_dir, wait, submit, total, progress, poll_s) -> list[str]:
-    "Train or submit `todo` and, if `wait`, watch it to the end → failure notes (GridStop if not waiting and unfinished)."
+    "Train or submit `todo` and, if `wait`, watch it to the end → failure notes (GridStop: not waiting, unfinished)."
     if not todo: return []
     bar = Progress(total, total - len(todo))
     try:
@@ -352,8 +378,9 @@ def _grid_failures(todo, kind, workers, s, runs_dir, wait, submit, total, progre
     finally: bar.close()
     left = [r for r in todo if not r.done]
     if not left: return []
-    raise GridStop(f"{total - len(left)} of {total} runs done, {len(left)} queued or running on Slurm. Run this notebook "
-                   "again with the same parameters to collect them (`fgdi grid status NOTEBOOK -p ...` reports on them).")
+    raise GridStop(f"{total - len(left)} of {total} runs done, {len(left)} queued or running on Slurm. Run this "
+                   "notebook again with the same parameters to collect them (`fgdi grid status NOTEBOOK -p ...` "
+                   "reports on them).")
 
 # %% ../nbs/16_grid.ipynb #gridby02
 def run_grid_by(groups:dict, seeds=(1,), **kw) -> dict:
@@ -364,16 +391,19 @@ def run_grid_by(groups:dict, seeds=(1,), **kw) -> dict:
 
 # %% ../nbs/16_grid.ipynb #ddf21655
 def notebook_grid(action:str, notebook, params:dict, out=None) -> str:
-    "Execute `notebook` under papermill with its grid doing `action` (`fgdi grid ACTION NOTEBOOK -p ...`) → what it said."
+    "Execute `notebook` under papermill, its grid doing `action` (`fgdi grid ACTION NOTEBOOK -p ...`) → what it said."
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
-    if action not in ACTIONS[1:]: raise ValueError(f"grid action {action!r} is not valid; one of {', '.join(ACTIONS[1:])}")
+    if action not in ACTIONS[1:]:
+        raise ValueError(f"grid action {action!r} is not valid; one of {', '.join(ACTIONS[1:])}")
     out = Path(out or f'{Path(notebook).stem}.{action}.ipynb')
     os.environ['FGDI_GRID_ACTION'] = action  # the kernel papermill starts inherits it
     try: pm.execute_notebook(str(notebook), str(out), parameters={'executor': 'slurm', **params}, kernel_name='python3',
                              progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr)
     except PapermillExecutionError as e:
-        if e.ename != 'GridStop': raise RuntimeError(f'{notebook} stopped with {e.ename}: {e.evalue} (the executed notebook: {out})') from None
+        if e.ename != 'GridStop':
+            raise RuntimeError(f'{notebook} stopped with {e.ename}: {e.evalue} (the executed notebook: {out})') \
+                from None
         return e.evalue
     finally: del os.environ['FGDI_GRID_ACTION']
     return f'every run of the grid is done: {out} has the results'

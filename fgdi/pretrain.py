@@ -13,6 +13,7 @@ import open_clip
 from open_clip.loss import ClipLoss
 from .config import cache_dir
 from .clip import build_clip
+from .train import atomic_write
 from .synth import write_world, world_id, pretrain_id
 
 # %% auto #0
@@ -131,6 +132,6 @@ def small_clip_weights(settings:dict|None=None, progress:bool=True) -> Path:
     model, losses = pretrain_clip(pairs, progress=progress, **s)
     report = dict(settings=s, losses=losses, seconds=round(time.time() - t0, 1), zero_shot=zero_shot_report(model, pairs))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp'); torch.save(model.state_dict(), tmp); os.replace(tmp, path)
-    path.with_suffix('.json').write_text(json.dumps(report, indent=1))
+    with atomic_write(path) as f: torch.save(model.state_dict(), f)
+    with atomic_write(path.with_suffix('.json'), 'w') as f: json.dump(report, f, indent=1)
     return path

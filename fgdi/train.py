@@ -14,9 +14,10 @@ from .losses import initial_losses, prompt_losses, final_losses
 
 # %% auto #0
 __all__ = ['IMAGE_PARTS', 'derive_seed', 'seed_everything', 'prompt_lr', 'image_lr_factor', 'param_groups', 'set_lr', 'Precision',
-           'save_checkpoint', 'load_checkpoint', 'TrainData', 'TrainingDiverged', 'Meter', 'check_finite',
-           'uses_channels_last', 'speed_up', 'image_params', 'Trainer', 'cache_text', 'cache_image_features', 'summary',
-           'fit']
+           'fsync_dir', 'temporary_name', 'atomic_write', 'remove_temporaries', 'fault_point', 'UnsafeCheckpoint',
+           'UnreadableCheckpoint', 'save_checkpoint', 'load_checkpoint', 'resume_state', 'TrainData',
+           'TrainingDiverged', 'Meter', 'check_finite', 'uses_channels_last', 'speed_up', 'image_params', 'Trainer',
+           'cache_text', 'cache_image_features', 'summary', 'fit']
 
 # %% ../nbs/09_train.ipynb #00000006
 def derive_seed(seed:int, *keys) -> int:
@@ -68,18 +69,87 @@ class Precision:
         self.scaler.scale(loss).backward()
         self.scaler.step(opt); self.scaler.update()
 
-# %% ../nbs/09_train.ipynb #00000018
-def save_checkpoint(path, state:dict):
-    "Save `state` to `path` atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(state, tmp); os.replace(tmp, path)
+# %% ../nbs/09_train.ipynb #0000c001
+import pickle, secrets, signal
+from contextlib import contextmanager, suppress
 
-def load_checkpoint(path) -> dict:
-    "Load a checkpoint written by `save_checkpoint`, with a clear error if it is unreadable."
-    try: return torch.load(path, map_location='cpu', weights_only=False)
+def fsync_dir(folder):
+    "Make the names just created in `folder` durable (a no-op where a folder cannot be opened or synced)."
+    try: fd = os.open(folder, os.O_RDONLY)
+    except OSError: return  # e.g. Windows
+    with suppress(OSError): os.fsync(fd)  # some file systems refuse to sync a folder
+    os.close(fd)
+
+def temporary_name(path:Path) -> Path:
+    "A name beside `path` that no other writer uses (pid and random), which `remove_temporaries` recognises."
+    return path.with_name(f'.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
+
+@contextmanager
+def atomic_write(path, mode:str='wb'):
+    "A file to write `path` through: it appears whole (temporary file, fsync, rename) or not at all."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            fault_point(f'write:{path.name}')
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+def remove_temporaries(folder):
+    "Delete the temporary files of writers killed in `folder`; only while holding it (`fgdi.experiment.RunLock`)."
+    for p in Path(folder).rglob('.*.tmp'): p.unlink(missing_ok=True)
+
+_faults_seen = {}
+def fault_point(name:str):
+    "Test hook: with FGDI_FAULT='<name>:<n>' the process kills itself (SIGKILL) the `n`th time it reaches `name`."
+    point, _, n = os.environ.get('FGDI_FAULT', '').rpartition(':')
+    if point != name: return
+    _faults_seen[name] = _faults_seen.get(name, 0) + 1
+    if _faults_seen[name] == int(n): os.kill(os.getpid(), signal.SIGKILL)
+
+# %% ../nbs/09_train.ipynb #00000018
+class UnsafeCheckpoint(RuntimeError): "A checkpoint whose unpickling would run code, not just rebuild data."
+
+class UnreadableCheckpoint(RuntimeError):
+    "A checkpoint that is truncated, damaged, or no checkpoint at all."
+    def __init__(self, path, why:str):
+        self.path, self.why = path, why
+        super().__init__(f"checkpoint {path} is unreadable ({why}); delete it, and a rerun goes on from the previous "
+                         "good state")
+
+def save_checkpoint(path, state:dict):
+    "Save `state` (tensors, dicts, lists, tuples, numbers, strings: plain data) to `path` atomically."
+    with atomic_write(path) as f: torch.save(state, f)
+
+def _reason(e:Exception) -> str:
+    "The first sentence of what went wrong (torch wraps the unpickler's own error in a long explanation)."
+    inner = e.__context__ if e.__suppress_context__ and e.__context__ else e
+    return str(inner).split('. ')[0].strip()
+
+def load_checkpoint(path, mmap:bool=False) -> dict:
+    "Load a checkpoint written by `save_checkpoint` as data only (`weights_only=True`): nothing in it can run code."
+    try: return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
-        raise RuntimeError(f"Checkpoint {path} is unreadable ({e}); delete it to restart that run from its previous checkpoint") from e
+        why = _reason(e)
+        if isinstance(e, pickle.UnpicklingError) and 'GLOBAL ' in why:  # names a function or class to call
+            call = why.split('GLOBAL ')[-1].split()[0]
+            raise UnsafeCheckpoint(f"{path} is not an fgdi checkpoint: loading it would run code ({call}). fgdi "
+                                   "refuses it: delete it (a rerun then goes on without it)") from None
+        raise UnreadableCheckpoint(path, why) from e
+
+def resume_state(path, mmap:bool=False) -> dict|None:
+    "The state to resume from in checkpoint `path`: None if there is none, or if it is unreadable (then set aside)."
+    path = Path(path)
+    if not path.exists(): return None
+    try: return load_checkpoint(path, mmap)
+    except UnreadableCheckpoint as e:
+        aside = path.with_name(path.name + '.corrupt'); os.replace(path, aside)
+        print(f"fgdi: checkpoint {path} is unreadable ({e.why}); it is set aside as {aside.name} and the run goes on "
+              "from its previous good state", flush=True)
+        return None
 
 # %% ../nbs/09_train.ipynb #0000001b
 from dataclasses import dataclass
@@ -209,7 +279,7 @@ def _image_epoch(self:Trainer, stage:str, epoch:int) -> dict:
         if stage == 'initial' or not c.use_text: terms = initial_losses(scores, feats, pid, c)
         else: terms = final_losses(scores, feats, pid, v, self.text_pos, c, t_pos=self.text_pos[pid], t_neg=self.text_neg[pid], text_neg_all=self.text_neg)
         check_finite(terms, stage, epoch, step)
-        self.precision.step(terms['total'], self.opt_image)
+        self.precision.step(terms['total'], self.opt_image); fault_point('step')
         _show(bar, terms, self.opt_image)
         m.add(**{k: v.detach() for k, v in terms.items()}, acc=_accuracy(scores[0] + scores[1], pid))
     return m.means() | {'lr': self.opt_image.param_groups[0]['lr']}
@@ -238,7 +308,7 @@ def _prompt_epoch(self:Trainer, stage:str, epoch:int) -> dict:
             logp = self.model.domain_logits(t, domain) if c.use_domain else None
         terms = prompt_losses(v, t.float(), pid, c, logprobs=None if logp is None else logp.float(), domains=dom)
         check_finite(terms, stage, epoch, step)
-        self.precision.step(terms['total'], opt)
+        self.precision.step(terms['total'], opt); fault_point('step')
         _show(bar, terms, opt)
         extra = {} if logp is None else {'domain_acc': _accuracy(logp, dom)}
         m.add(**{k: v.detach() for k, v in terms.items()}, **extra)
@@ -257,14 +327,15 @@ def _restore(self:Trainer, s:dict):
     for k in ('opt_image', 'opt_prompt', 'opt_domain'): getattr(self, k).load_state_dict(s[k])
     self.precision.scaler.load_state_dict(s['scaler']); self.image_t = s['image_t']
     lines = self.log_path.read_text().splitlines(keepends=True)[: s['log_lines']] if self.log_path.exists() else []
-    self.log_path.write_text(''.join(lines))
+    with atomic_write(self.log_path, 'w') as f: f.write(''.join(lines))
 
 def _log_lines(self:Trainer) -> int:
     return len(self.log_path.read_text().splitlines()) if self.log_path.exists() else 0
 
 def _log(self:Trainer, record:dict):
+    "Append `record`, on the disk before the checkpoint that counts it (a killed append is trimmed on resume)."
     self.run_dir.mkdir(parents=True, exist_ok=True)
-    with open(self.log_path, 'a') as f: f.write(json.dumps(record) + '\n')
+    with open(self.log_path, 'a') as f: f.write(json.dumps(record) + '\n'); f.flush(); os.fsync(f.fileno())
 
 Trainer._state, Trainer._restore, Trainer._log_lines, Trainer._log = _state, _restore, _log_lines, _log
 Trainer.log_path = property(lambda self: self.run_dir/'log.jsonl')
@@ -296,22 +367,26 @@ def _run_stage(self:Trainer, stage:str, epochs:int, first:int=1):
         rec = dict(stage=stage, epoch=epoch, **rec, seconds=round(time.time() - t0, 3))
         if stage == 'final' and self.evaluate and (epoch % self.cfg.eval_period == 0 or epoch == epochs):
             rec['eval'] = self.evaluate(self.model)
-        self._log(rec)
+        self._log(rec); fault_point('epoch')
         if self.progress: tqdm.write(summary(rec, epochs))
         if epoch == epochs or epoch % self.cfg.checkpoint_period == 0: save_checkpoint(self.ckpt_path, self._state(stage, epoch))
 
+Trainer._start_stage, Trainer._run_stage = _start_stage, _run_stage
+
+# %% ../nbs/09_train.ipynb #0000c005
 def fit(self:Trainer, until:str|None=None) -> Trainer:
-    "Train every stage of the plan (or up to and including stage `until`), resuming from `ckpt/last.pt` if present."
-    done = ('', 0)
-    if self.ckpt_path.exists():
-        s = load_checkpoint(self.ckpt_path); self._restore(s); done = (s['stage'], s['epoch'])
+    "Train every stage of the plan (or up to and including stage `until`), resuming from `ckpt/last.pt` if usable."
+    done, state = ('', 0), resume_state(self.ckpt_path)
+    if state:
+        self._restore(state); done = (state['stage'], state['epoch'])
         print(f"fgdi: continuing {self.run_dir} after stage '{done[0]}' epoch {done[1]}")
+    else: self.log_path.unlink(missing_ok=True)  # from the start: no records of an attempt that saved nothing
     order = [s for s, _ in self.plan()]
     for stage, epochs in self.plan():
         if not done[0] or order.index(stage) >= order.index(done[0]):
             first = done[1] + 1 if stage == done[0] else 1
-            if first <= epochs: self._run_stage(stage, epochs, first)
+            if first <= epochs: self._run_stage(stage, epochs, first); fault_point('stage')
         if stage == until: break
     return self
 
-Trainer._start_stage, Trainer._run_stage, Trainer.fit = _start_stage, _run_stage, fit
+Trainer.fit = fit

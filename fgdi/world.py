@@ -10,18 +10,19 @@ import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from .config import TARGETS, RunConfig, make_config
 from .synth import WORLD_VERSION, world_id
-from .experiment import run_grid
+from .grid import run_grid
 from .tables import _silent_ci
 
 # %% auto #0
-__all__ = ['KINDS', 'CHECKS', 'BARS', 'baseline_config', 'report_configs', 'interval', 'paired', 'summarise', 'checks',
-           'world_report', 'plot_report']
+__all__ = ['IN_DOMAIN_EPOCHS', 'KINDS', 'CHECKS', 'BARS', 'baseline_config', 'report_configs', 'interval', 'paired', 'summarise',
+           'checks', 'world_report', 'plot_report', 'holdout_sources', 'validation_curve', 'converged_epoch']
 
 # %% ../nbs/17_world.ipynb #00000006
+IN_DOMAIN_EPOCHS = dict(epochs_final=120)  # one dataset's images: twice the final epochs, to converge (see below)
 KINDS = {  # kind of run -> what it changes in the Protocol-2 baseline
-    'in_domain': dict(train_on='target'),
+    'in_domain': dict(train_on='target', **IN_DOMAIN_EPOCHS),
     'cross_domain': dict(),
-    'null_in_domain': dict(train_on='target', styles='shared'),
+    'null_in_domain': dict(train_on='target', styles='shared', **IN_DOMAIN_EPOCHS),
     'null_cross_domain': dict(styles='shared'),
     'oracle': dict(train_on='sources+target'),
     'positive': dict(style_aug=0.5)}
@@ -132,3 +133,50 @@ def plot_report(rep:dict, path=None):
     fig.suptitle(f"world {rep['world']['id']} at {rep['scale']}, seeds {rep['seeds']}", y=1.02)
     if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight')
     return fig
+
+# %% ../nbs/17_world.ipynb #00000015
+import torch
+from dataclasses import replace
+from .config import config_hash
+from .data import relabel
+from .eval import evaluate_model
+from .experiment import at_scale, prepare_scale, load_protocol, train_data, clip_weights_kw, _test_images
+from .model import build_model
+from .train import Trainer, seed_everything
+
+def holdout_sources(p, frac:float=0.2, seed:int=0) -> tuple:
+    "Protocol `p` without `frac` of each source's identities, and those identities as (query, gallery)."
+    rng, by_domain = np.random.default_rng(seed), {}
+    for it in p.train: by_domain.setdefault(it.domain, set()).add(it.pid)
+    held = set()
+    for _, ids in sorted(by_domain.items()):
+        held |= set(rng.choice(sorted(ids), max(2, round(frac * len(ids))), replace=False).tolist())
+    train, pids, cams, domains = relabel([it for it in p.train if it.pid not in held])
+    seen, query, gallery = set(), [], []
+    for it in sorted((it for it in p.train if it.pid in held), key=lambda it: (it.pid, it.path)):
+        (gallery if it.pid in seen else query).append(it); seen.add(it.pid)
+    kept = replace(p, train=train, pid_names=pids, cam_names=cams, domain_names=domains, num_classes=len(pids))
+    return kept, query, gallery
+
+# %% ../nbs/17_world.ipynb #00000016
+def validation_curve(cfg:RunConfig, runs_dir='runs', every:int=2, frac:float=0.2, progress:bool=False) -> list:
+    "[(final-stage epoch, held-out source mAP in %)] of concrete config `cfg`, trained on the other source identities."
+    prepare_scale(cfg, progress)
+    cfg = replace(cfg, eval_period=every)
+    p, query, gallery = holdout_sources(load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg), frac)
+    seed_everything(cfg.seed)
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    model = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg, progress))
+    def held_out(m):
+        r = evaluate_model(m, _test_images(query, cfg, m), _test_images(gallery, cfg, m), progress=False,
+                           metric='cosine' if cfg.feat_norm else 'sqeuclidean')
+        return dict(average=dict(mAP=float(r['mAP'])))
+    run_dir = Path(runs_dir)/'_validation'/config_hash(cfg)
+    tr = Trainer(cfg, model, train_data(p, cfg, device, progress), run_dir, device, progress, evaluate=held_out).fit()
+    log = [json.loads(l) for l in tr.log_path.read_text().splitlines()]
+    return [(r['epoch'], round(100 * r['eval']['average']['mAP'], 2)) for r in log if r['stage'] == 'final' and r.get('eval')]
+
+def converged_epoch(curve:list, tolerance:float=1.) -> int:
+    "The first epoch of `curve` whose mAP is within `tolerance` points of the curve's best."
+    best = max(m for _, m in curve)
+    return next(e for e, m in curve if m >= best - tolerance)

@@ -1,5 +1,5 @@
 "Integration tests of fgdi.data: real-size small targets, CUHK03 extraction, the synthetic world, loaders, bad input."
-import importlib.util, json, os, time
+import importlib.util, json, os, shutil, time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,7 @@ from PIL import Image
 from fgdi.config import RunConfig
 from fgdi.data import (DATASETS, OFFICIAL_COUNTS, PROTOCOLS, SMALL_TARGETS, SPLIT_IDS, CUHK03, DatasetError, Item,
                        Market1501, PKSampler, PRID, ReidImages, VIPeR, build_transforms, check, check_report, draw_splits,
-                       load_protocol, load_split, make_loaders, open_dataset, rank_split, target_splits)
+                       load_protocol, load_split, make_loaders, open_dataset, rank_split, splits_record, target_splits)
 
 
 def write_images(root, names, size=(4, 8)):
@@ -245,3 +245,109 @@ def test_world_transforms_on_real_files(world):
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     assert x.shape == (32, 3, 224, 224)
     assert torch.allclose(x.mean((2, 3)), torch.zeros(32, 3), atol=1e-4)
+
+
+# ---- the released code's split files (RunConfig.splits) ------------------------------------------------------------
+
+PARTS = ('query', 'gallery')
+
+def released_parts(root, name, split_id=9) -> dict:
+    "Query and gallery as `(file name, pid, camid)`, computed from the split file the way the released code reads it."
+    base = Path(root)/DATASETS[name].folder
+    key = lambda p: Path(p).name
+    if name == 'PRID':
+        split = json.loads((base/'splits_single_shot.json').read_text())[split_id]
+        cam_b = sorted(int(f.stem.split('_')[1]) for f in (base/'single_shot/cam_b').glob('*.png'))
+        others = [p for p in cam_b if p not in split['train'] + split['test']]  # the code's range(201, 750)
+        return dict(query=[(f'person_{p:04d}.png', p, 0) for p in split['test']],
+                    gallery=[(f'person_{p:04d}.png', p, 1) for p in split['test'] + others])
+    if name == 'GRID':
+        import scipy.io
+        train = scipy.io.loadmat(base/'features_and_partitions.mat')['trainIdxAll'][0][split_id][0][0][2][0].tolist()
+        rows = lambda sub: [(f.name, int(f.name.split('_')[0]), int(f.name.split('_')[1]) - 1)
+                            for f in sorted((base/sub).glob('*.jpeg')) if int(f.name.split('_')[0]) not in train]
+        return dict(query=rows('probe'), gallery=rows('gallery'))
+    split = json.loads((base/'splits.json').read_text())[split_id]
+    if name == 'VIPeR': return {part: [(key(p), pid, cam) for p, pid, cam, *_ in split[part]] for part in PARTS}
+    return {part: [(n, int(n[:4]), int(n[4:7]) - 1) for n in split[part]] for part in PARTS}  # iLIDS
+
+def fgdi_parts(d) -> dict:
+    return {part: [(Path(it.path).name, it.pid, it.camid) for it in getattr(d, part)] for part in PARTS}
+
+@pytest.fixture
+def small_copy(world, tmp_path):
+    "The four small targets of the world, split files included, in a folder that is not the embedded world."
+    for name in SMALL_TARGETS: shutil.copytree(world/DATASETS[name].folder, tmp_path/DATASETS[name].folder)
+    return tmp_path
+
+
+@pytest.mark.parametrize('name', SMALL_TARGETS)
+def test_world_split_files_give_the_released_codes_test_sets(world, name):
+    for split_id in (9, 4):
+        d = open_dataset(name, world, RunConfig(splits='disk'), split_id=split_id)
+        assert d.source == 'disk' and fgdi_parts(d) == released_parts(world, name, split_id)
+
+
+def test_world_keeps_the_shipped_splits_unless_asked(world, small_copy):
+    assert splits_record(RunConfig(data_root=str(world))) == 'PRID shipped, GRID disk, VIPeR shipped, iLIDS shipped'
+    assert splits_record(RunConfig(data_root=str(small_copy))) == 'disk'
+    assert splits_record(RunConfig(data_root=str(world), splits='shipped')) == 'shipped'
+    assert splits_record(RunConfig(protocol=2, target='M', data_root=str(world))) is None
+    for name in ('PRID', 'VIPeR', 'iLIDS'):
+        auto, shipped = open_dataset(name, world), open_dataset(name, world, RunConfig(splits='shipped'))
+        assert auto.source == 'shipped' and auto.query == shipped.query and auto.gallery == shipped.gallery
+        assert fgdi_parts(open_dataset(name, small_copy)) == released_parts(world, name)  # 'auto' off the world: disk
+    p = load_protocol(1, None, world, RunConfig(splits='disk'))
+    assert p.split_sources == dict.fromkeys(SMALL_TARGETS, 'disk') and '(split 9, disk)' in p.summary()
+
+
+def _edit_json(path, change):
+    splits = json.loads(path.read_text())
+    change(splits[9])
+    path.write_text(json.dumps(splits))
+
+def _mat_with_train(path, train):
+    import scipy.io
+    cells = scipy.io.loadmat(path)['trainIdxAll']
+    cells[0, 9] = np.array([(0, 0, np.array([train]))], dtype=[('a', 'O'), ('b', 'O'), ('trainIdx', 'O')])
+    scipy.io.savemat(path, dict(trainIdxAll=cells))
+
+def _set_query_path(split, path): split['query'][0][0] = path
+
+MISFITS = {  # case -> (split file, how it is spoiled, what the error says)
+    'PRID unknown id': ('PRID/splits_single_shot.json', lambda p: _edit_json(p, lambda s: s['test'].append(999)),
+                        'not shared: [999]'),
+    'PRID cut short': ('PRID/splits_single_shot.json', lambda p: p.write_text(p.read_text()[:-9]),
+                       'it is not readable JSON (JSONDecodeError'),
+    'VIPeR unknown file': ('VIPeR/splits.json', lambda p: _edit_json(p, lambda s: _set_query_path(s, 'b/999_0.bmp')),
+                           "names 'b/999_0.bmp' with camid 1, not an image of cam_a"),
+    'VIPeR wrong count': ('VIPeR/splits.json', lambda p: _edit_json(p, lambda s: s['gallery'].pop()),
+                          'gallery images; the'),
+    'iLIDS wrong count': ('iLIDS/splits.json',
+                          lambda p: _edit_json(p, lambda s: (s['query'].pop(), s['gallery'].pop())), 'test pairs'),
+    'iLIDS other schema': ('iLIDS/splits.json', lambda p: p.write_text(json.dumps({'query': []})),
+                           'it is not a list of splits (JSON objects)'),
+    'GRID too many ids': ('underground_reid/features_and_partitions.mat',
+                          lambda p: _mat_with_train(p, list(range(1, 9))), 'trains on 8 ids'),
+}
+
+@pytest.mark.parametrize('case', MISFITS)
+def test_a_split_file_that_does_not_fit_is_one_error(small_copy, case):
+    rel, spoil, message = MISFITS[case]
+    name = next(n for n in SMALL_TARGETS if rel.startswith(DATASETS[n].folder + '/'))
+    spoil(small_copy/rel)
+    with pytest.raises(DatasetError) as e: open_dataset(name, small_copy)
+    text = str(e.value)
+    assert text.startswith(f'{name}: split file rejected, ') and message in text, text
+    assert f'{small_copy/rel}\n  fix: put the {Path(rel).name} written for these images there, or use splits=' in text
+    assert open_dataset(name, small_copy, RunConfig(splits='shipped')).query  # the fix works
+
+
+def test_disk_splits_without_the_file_say_what_to_do(small_copy):
+    (small_copy/'iLIDS/splits.json').unlink()
+    missing = r"iLIDS: splits='disk' needs the split file, which is not there: .*splits.json\n  fix: .*'shipped'"
+    with pytest.raises(DatasetError, match=missing):
+        open_dataset('iLIDS', small_copy, RunConfig(splits='disk'))
+    assert open_dataset('iLIDS', small_copy).source == 'shipped'
+    with pytest.raises(ValueError, match=r"RunConfig.splits='file' is not valid; choose one of \['auto', 'disk', "):
+        RunConfig(splits='file')

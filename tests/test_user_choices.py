@@ -43,7 +43,7 @@ def test_data_root_and_weights_are_used_named_and_recorded(tmp_path, env, world)
     (res,) = (tmp_path/'runs').glob('*/result.json')
     rec = json.loads(res.read_text())
     sources_and_target = ['MSMT17', 'Market', 'cuhk03', 'cuhk_sysu']
-    assert rec['data'] == dict(source='data_root', world=None, root=str(world), datasets=sources_and_target)
+    assert rec['data'] == dict(source='data_root', world=None, root=str(world), datasets=sources_and_target, splits=None)
     assert rec['weights'] == dict(model='fgdi-tiny-vit', clip_weights=str(tiny), file=str(tiny), sha256=sha)
     assert (rec['config']['data_root'], rec['config']['world']) == (str(world), None)
 

@@ -22,7 +22,8 @@ def report(tmp_path_factory):
     d = tmp_path_factory.mktemp('world')
     env = {**os.environ, 'FGDI_CACHE': str(d/'cache'), 'PYTHONUNBUFFERED': '1'}
     args = [sys.executable, '-m', 'papermill', str(NBS/'world.ipynb'), str(d/'out.ipynb'), '-k', 'python3', '--cwd', str(d),
-            '-p', 'scale', 'smoke', '-p', 'seeds', '1,2', '-p', 'runs_dir', str(d/'runs'), '-p', 'out_dir', str(d)]
+            '-p', 'scale', 'smoke', '-p', 'seeds', '1,2', '-p', 'runs_dir', str(d/'runs'), '-p', 'out_dir', str(d),
+            '-p', 'curve_epochs', '2']
     p = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1200)
     assert p.returncode == 0, p.stderr[-3000:]
     return d, json.loads((d/'world_report.json').read_text())
@@ -48,3 +49,10 @@ def test_report_runs_are_ordinary_cached_runs(report):
     assert len(records) == len(KINDS) * 3 * 2
     assert {r['config']['world'] for r in records} == {rep['world']['id'], rep['world']['null_id']}
     assert {r['config']['train_on'] for r in records} == {'sources', 'target', 'sources+target'}
+
+def test_convergence_curves_written(report):
+    d, _ = report
+    curves = json.loads((d/'convergence.json').read_text())
+    assert set(curves) == {f'cross_domain {t}' for t in ('M', 'MS', 'C3')}  # smoke: no in-domain curves
+    for c in curves.values(): assert [e for e, _ in c] == [2] and 0 <= c[0][1] <= 100
+    assert (d/'convergence.png').stat().st_size > 0

@@ -5,7 +5,7 @@ the environment that points the Slurm commands at it (`SLURM_CONF`), and stops e
 failure. It needs root and the packages `slurm-wlm munge slurmdbd mariadb-server` (`.ci/run` installs them).
 Run it by hand to get a cluster to try things on: `python tests/slurm/cluster.py` (Ctrl-C stops it).
 """
-import contextlib, os, shutil, socket, subprocess, tempfile, time
+import contextlib, getpass, os, shutil, socket, subprocess, tempfile, time
 from pathlib import Path
 
 NEEDED = ('munged', 'mariadbd', 'mariadb-install-db', 'slurmdbd', 'slurmctld', 'slurmd', 'sacctmgr', 'sinfo', 'sbatch')
@@ -123,6 +123,16 @@ def _start_slurm(d:Path, env:dict, procs:dict):
     idle = lambda: 'idle' in subprocess.run(['sinfo', '-h', '-o', '%t'], env=env, capture_output=True, text=True).stdout
     _wait_for('the node (idle in sinfo)', idle, procs, d)
 
+def _end_jobs(env:dict, timeout:float=20):
+    "Kill the running jobs and cancel the queued ones: a job's slurmstepd would outlive the daemons, and its processes."
+    me = f'--user={getpass.getuser()}'
+    subprocess.run(['scancel', '--full', '--signal=KILL', '--state=RUNNING', me], env=env, capture_output=True)
+    subprocess.run(['scancel', me], env=env, capture_output=True)
+    t0 = time.time()
+    while subprocess.run(['squeue', '-h'], env=env, capture_output=True, text=True).stdout.strip():
+        if time.time() - t0 > timeout: break
+        time.sleep(0.2)
+
 def _stop(procs:dict):
     "Stop the daemons by PID, newest first: SIGTERM, then SIGKILL after 10 s."
     for name, p in reversed(procs.items()):
@@ -135,7 +145,7 @@ def one_node_slurm():
     "Start a one-node Slurm with accounting; yield (environment with SLURM_CONF, its folder); stop it all at the end."
     if why_not(): raise RuntimeError(why_not())
     d = Path(tempfile.mkdtemp(prefix='fgdi-slurm-')); d.chmod(0o755)  # munge and mysql must reach their folders
-    procs = {}
+    procs, env = {}, None
     try:
         _start_munge(d, procs)
         _, db_port = _start_mariadb(d, procs)
@@ -144,6 +154,7 @@ def one_node_slurm():
         _start_slurm(d, env, procs)
         yield env, d
     finally:
+        if env and 'slurmd' in procs: _end_jobs(env)
         _stop(procs)
         shutil.rmtree(d, ignore_errors=True)
 
