@@ -11,7 +11,8 @@ the world's domains differ in ways that a re-ID model must generalise across.
 import argparse, json, time
 from pathlib import Path
 from fgdi.config import make_config
-from fgdi.data import Protocol, load_protocol, open_dataset, relabel
+from fgdi.data import open_dataset
+from fgdi.protocols import Protocol, load_protocol, relabel
 from fgdi.experiment import at_scale, prepare_scale, train_and_evaluate
 
 def market_only(cfg) -> Protocol:

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from fgdi.clip import new_clip
 from fgdi.config import COMPILE_BACKENDS, RunConfig, make_config
-from fgdi.data import OFFICIAL_COUNTS, PROTOCOLS, load_protocol
+from fgdi.check import OFFICIAL_COUNTS
+from fgdi.protocols import PROTOCOLS, load_protocol
 from fgdi.eval import evaluate
 from fgdi.experiment import train_data, evaluate_targets
 from fgdi.model import build_model

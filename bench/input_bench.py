@@ -22,7 +22,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from fgdi.config import RunConfig
-from fgdi.data import Item, PKSampler, ReidImages, build_transforms
+from fgdi.data import Item, ReidImages
+from fgdi.transforms import PKSampler, build_transforms
 from fgdi.batches import TensorBatches
 
 def write_images(folder:Path, n:int, ids:int, seed:int=0) -> list:

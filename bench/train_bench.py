@@ -18,7 +18,8 @@ from fgdi.config import make_config
 from fgdi.model import build_model
 from fgdi.losses import final_losses, initial_losses, prompt_losses
 from fgdi.train import Trainer, TrainData, Precision, param_groups, image_params
-from fgdi.data import OFFICIAL_COUNTS, PROTOCOLS
+from fgdi.check import OFFICIAL_COUNTS
+from fgdi.protocols import PROTOCOLS
 
 P1_EPOCHS = dict(initial=3, id_tokens=120, domain_tokens=30, final=60)
 

@@ -18,16 +18,17 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .config import RunConfig, cache_dir
-from .data import (AugMix, InstanceNorm, PKSampler, build_transforms, read_image, to_tensor, StyleRandomise,
-                       STYLE_RANGES, restyle)
+from .data import read_image
+from .transforms import (AugMix, InstanceNorm, PKSampler, build_transforms, to_tensor, StyleRandomise,
+                             STYLE_RANGES, restyle)
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'BATCH_STEPS', 'RESIZE_NAMES', 'CPU_PART_BYTES',
-           'GROUP', 'cache_key', 'decode', 'image_cache', 'CachedImages', 'luma', 'grayscale', 'blend', 'brightness',
-           'saturation', 'contrast', 'hue', 'pad', 'hflip', 'crop', 'shift', 'affine', 'rotation_matrix', 'apply_lut',
-           'histogram', 'autocontrast', 'equalize', 'posterize', 'solarize', 'rotate', 'shear_x', 'shear_y',
-           'translate_x', 'translate_y', 'BatchAugMix', 'Step', 'Gray', 'Pad', 'Crop', 'Flip', 'Jitter', 'ToFloat',
-           'erase_boxes', 'box_mask', 'noise', 'Erase', 'Standardise', 'Normalise', 'batch_step', 'Restyle',
+__all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'MIX_BLOCK', 'BATCH_STEPS', 'RESIZE_NAMES',
+           'CPU_PART_BYTES', 'GROUP', 'cache_key', 'decode', 'image_cache', 'CachedImages', 'luma', 'grayscale',
+           'blend', 'brightness', 'saturation', 'contrast', 'hue', 'pad', 'hflip', 'crop', 'shift', 'affine',
+           'rotation_matrix', 'apply_lut', 'histogram', 'autocontrast', 'equalize', 'posterize', 'solarize', 'rotate',
+           'shear_x', 'shear_y', 'translate_x', 'translate_y', 'BatchAugMix', 'Step', 'Maybe', 'Pad', 'Crop', 'Jitter',
+           'ToFloat', 'erase_boxes', 'box_mask', 'noise', 'Erase', 'Standardise', 'Normalise', 'batch_step', 'Restyle',
            'BatchTransform', 'Batches', 'TensorBatches', 'test_batches']
 
 # %% ../nbs/07b_batches.ipynb #60e13e00
@@ -101,9 +102,11 @@ def _col(v:torch.Tensor, x:torch.Tensor, dtype=None) -> torch.Tensor:
     "Per-sample values `v` as an (n, 1, 1, 1) tensor on `x`'s device."
     return v.to(x.device, dtype or v.dtype).view(-1, 1, 1, 1)
 
+def _scalar(b:float, a:torch.Tensor) -> torch.Tensor: return torch.tensor(b, dtype=a.dtype, device=a.device)
+
 def _div(a:torch.Tensor, b:float) -> torch.Tensor:
     "`a / b` correctly rounded (for a CPU scalar `b` PyTorch computes `a * (1/b)` on CUDA)."
-    return a / torch.tensor(b, dtype=a.dtype, device=a.device)
+    return a / _scalar(b, a)
 
 def luma(x:torch.Tensor) -> torch.Tensor:
     "PIL's RGB -> L, as (n, 1, h, w) int32."
@@ -142,7 +145,8 @@ def _rgb_to_hsv(x):
     byte = lambda t: torch.where(grey, 0, (t.double() * 255.0).int().clamp(0, 255))
     return byte(h), byte(s), maxc
 
-HSV_SECTORS = torch.tensor([(0, 1, 2), (3, 0, 2), (2, 0, 1), (2, 3, 0), (1, 2, 0), (0, 2, 3)])  # of (v, t, p, q)
+HSV_SECTORS = torch.tensor([(0, 1, 2), (3, 0, 2), (2, 0, 1), (2, 3, 0), (1, 2, 0), (0, 2, 3),  # of (v, t, p, q)
+                            (0, 0, 0)])  # 6: grey
 
 def _hsv_to_rgb(h, s, v):
     "PIL's HSV -> RGB (`hsv2rgb`): per hue sector, each channel is one of v, t, p, q."
@@ -152,8 +156,8 @@ def _hsv_to_rgb(h, s, v):
     rnd = lambda t: torch.floor(t + 0.5).clamp(0, 255).int()  # C's round() of a non-negative value
     p, q = rnd(vd * (1.0 - fs.double())), rnd(vd * (1.0 - (fs * f).double()))
     t = rnd(vd * (1.0 - fs.double() * (1.0 - f.double())))
-    pick = HSV_SECTORS.to(v.device)[i.long() % 6].permute(0, 3, 1, 2)  # (n, 3, h, w)
-    pick = torch.where(s[:, None] > 0, pick, 0)  # grey: v everywhere
+    sector = torch.where(s > 0, i.long() % 6, 6)  # 6: grey, v everywhere
+    pick = F.embedding(sector, HSV_SECTORS.to(v.device)).permute(0, 3, 1, 2)  # (n, 3, h, w); a row gather: fast
     return torch.stack([v, t, p, q], 1).gather(1, pick).to(torch.uint8)
 
 def hue(x, factor):
@@ -186,17 +190,25 @@ def shift(x, d, dim:int):
     return out
 
 # %% ../nbs/07b_batches.ipynb #c4e0b2b4
-def affine(x, m):
-    "PIL's `transform(size, AFFINE, m, BILINEAR)` of each image, `m` (n, 6)."
-    n, c, h, w = x.shape
-    m = m.to(x.device, torch.float64).view(n, 6, 1, 1)
-    xs = torch.arange(w, device=x.device, dtype=torch.float64).view(1, 1, w) + 0.5
-    ys = torch.arange(h, device=x.device, dtype=torch.float64).view(1, h, 1) + 0.5
-    xin, yin = m[:, 0] * xs + m[:, 1] * ys + m[:, 2], m[:, 3] * xs + m[:, 4] * ys + m[:, 5]
+def _sampling_grid(m, h:int, w:int) -> tuple:
+    "grid_sample's grid (n, h, w, 2) of the affine matrices `m` (n, 6, 1, 1), and where it falls inside (n, 1, h, w)."
+    xs = torch.arange(w, device=m.device, dtype=torch.float64).view(1, 1, w) + 0.5
+    ys = torch.arange(h, device=m.device, dtype=torch.float64).view(1, h, 1) + 0.5
+    xin, yin = (m[:, 0] * xs + m[:, 1] * ys).add_(m[:, 2]), (m[:, 3] * xs + m[:, 4] * ys).add_(m[:, 5])
     inside = ((xin >= 0) & (xin < w) & (yin >= 0) & (yin < h))[:, None]
-    grid = torch.stack([_div(xin * 2, float(w)) - 1, _div(yin * 2, float(h)) - 1], -1)
+    grid = torch.empty(*xin.shape, 2, dtype=torch.float64, device=m.device)
+    for k, (v, size) in enumerate(((xin, w), (yin, h))): torch.mul(v, 2, out=grid[..., k]).div_(_scalar(size, v))
+    return grid.sub_(1), inside
+
+def affine(x, m):
+    "PIL's `transform(size, AFFINE, m, BILINEAR)` of each image, `m` (n, 6); one grid per distinct matrix."
+    n, c, h, w = x.shape
+    m = m.to(x.device, torch.float64)
+    distinct, at = torch.unique(m, dim=0, return_inverse=True)
+    if len(distinct) == n: grid, inside = _sampling_grid(m.view(n, 6, 1, 1), h, w)
+    else: grid, inside = (g[at] for g in _sampling_grid(distinct.view(-1, 6, 1, 1), h, w))
     out = F.grid_sample(x.double(), grid, 'bilinear', 'border', align_corners=False)
-    return (out + 1e-7).to(torch.uint8) * inside  # + 1e-7: the tap sum may land an ulp below PIL's integer
+    return out.add_(1e-7).to(torch.uint8).mul_(inside)  # + 1e-7: the tap sum may land an ulp below PIL's integer
 
 def rotation_matrix(degrees:float, w:int, h:int) -> list:
     "The affine matrix of PIL's `Image.rotate(degrees)` about the image centre."
@@ -240,7 +252,7 @@ def posterize(x, level, sign=None):
     return x & _col((256 - (1 << (8 - bits))).to(torch.uint8), x)
 
 def solarize(x, level, sign=None):
-    return torch.where(x.long() < _col(256 - torch.trunc(_div(level * 256, 10.)).long(), x), x, 255 - x)
+    return torch.where(x < _col(256 - torch.trunc(_div(level * 256, 10.)).long(), x), x, 255 - x)
 
 def rotate(x, level, sign):
     degrees = (sign * torch.trunc(_div(level * 30, 10.))).tolist()
@@ -263,13 +275,18 @@ TENSOR_OPS = dict(autocontrast=autocontrast, equalize=equalize, posterize=poster
                   shear_x=shear_x, shear_y=shear_y, translate_x=translate_x, translate_y=translate_y)
 
 # %% ../nbs/07b_batches.ipynb #38ef11e7
+def _rows(parts:list, at) -> torch.Tensor:
+    "Row k of the result is row `at[k]` of the rows of `parts` stacked (a gather: on the CPU a scatter is slower)."
+    return torch.cat(parts).index_select(0, torch.as_tensor(at).to(parts[0].device))
+
 def _update(x, mask, fn, *params):
     "`x[k] = fn(x[k], params[k]...)` for the samples k where `mask` holds (params: per-sample arrays)."
     idx = np.flatnonzero(np.asarray(mask))
-    if len(idx):
-        on = torch.from_numpy(idx).to(x.device)
-        x[on] = fn(x[on], *(torch.as_tensor(p[idx]) for p in params))
-    return x
+    if len(idx) == len(x): return fn(x, *(torch.as_tensor(p) for p in params))
+    if not len(idx): return x
+    out = fn(x.index_select(0, torch.from_numpy(idx).to(x.device)), *(torch.as_tensor(p[idx]) for p in params))
+    at = np.arange(len(x)); at[idx] = len(x) + np.arange(len(idx))
+    return _rows([x, out], at)
 
 @dataclass
 class BatchAugMix:
@@ -288,35 +305,44 @@ class BatchAugMix:
                     level=rng.uniform(0.1, 1.0, shape), sign=np.where(rng.random(shape) > 0.5, -1.0, 1.0))
 
 # %% ../nbs/07b_batches.ipynb #51545029
-def _chain(self:BatchAugMix, x, ops, level, sign):
-    "`depth` operations per sample; sample k's d-th is `self.ops[ops[k, d]]`, run on the samples sorted by operation."
-    for d in range(self.depth):
+def _chains(self:BatchAugMix, x, ops, level, sign):
+    "All chains (width, n, 3, h, w): chain j's d-th op is `self.ops[ops[j, d]]`, run once on all chains that draw it."
+    n, (width, depth) = len(x), ops.shape[1:]
+    ops, level, sign = (a.transpose(0, 1).reshape(width * n, depth) for a in (ops, level, sign))
+    src, rows = x, torch.arange(n).repeat(width)  # chain j starts from image rows[j]
+    for d in range(depth):
         order = torch.argsort(ops[:, d], stable=True)
         counts = torch.bincount(ops[:, d], minlength=len(self.ops)).tolist()
-        images = x[order.to(x.device)].split(counts)
-        parts = zip(self.ops, images, level[order, d].split(counts), sign[order, d].split(counts))
-        out = torch.empty_like(x)
-        out[order.to(x.device)] = torch.cat([op(*p) for op, *p in parts if len(p[0])])
-        x = out
-    return x
+        by_op = zip(self.ops, order.split(counts), level[order, d].split(counts), sign[order, d].split(counts))
+        parts = [op(src.index_select(0, rows[on].to(x.device)), lv, sg) for op, on, lv, sg in by_op if len(on)]
+        src, rows = _rows(parts, torch.argsort(order)), torch.arange(width * n)
+    return src.view(width, n, *x.shape[1:])
 
-def _mix(self:BatchAugMix, x, chains:list, ws:torch.Tensor, m:torch.Tensor):
-    "(1 - m) x + m Σ_k w_k chain_k in float32, truncated to uint8."
+MIX_BLOCK = 8  # images mixed at once (their float32 temporaries stay in the CPU's cache)
+
+def _mix_block(x, chains, ws, m, out):
+    "`_mix` of a few images into the uint8 `out`, reusing two float32 buffers."
     col = lambda a: _col(a.float(), x)  # uint8 * float32 is float32: the products convert in the same pass
-    mixed = chains[0] * col(ws[:, 0])
-    for k in range(1, len(chains)): mixed += chains[k] * col(ws[:, k])
-    out = x * col(1 - m)
-    out += mixed.mul_(col(m))
-    return out.clamp_(0, 255).to(torch.uint8)
+    mixed, term = chains[0] * col(ws[:, 0]), torch.empty(x.shape, dtype=torch.float32, device=x.device)
+    for k in range(1, len(chains)): mixed += torch.mul(chains[k], col(ws[:, k]), out=term)
+    torch.mul(x, col(1 - m), out=term).add_(mixed.mul_(col(m)))
+    out.copy_(term.clamp_(0, 255))
+
+def _mix(self:BatchAugMix, x, chains, ws:torch.Tensor, m:torch.Tensor):
+    "(1 - m) x + m Σ_k w_k chain_k in float32, truncated to uint8; `chains` (width, n, 3, h, w)."
+    out = torch.empty_like(x)
+    for s in range(0, len(x), MIX_BLOCK):
+        b = slice(s, s + MIX_BLOCK)
+        _mix_block(x[b], chains[:, b], ws[b], m[b], out[b])
+    return out
 
 def _augment(self:BatchAugMix, x, ws, m, ops, level, sign):
-    chains = [self.chain(x, ops[:, k], level[:, k], sign[:, k]) for k in range(self.width)]
-    return self.mix(x, chains, ws, m)
+    return self.mix(x, self.chains(x, ops, level, sign), ws, m)
 
 def _apply_augmix(self:BatchAugMix, x:torch.Tensor, p:dict) -> torch.Tensor:
     return _update(x, p['apply'], self.augment, p['ws'], p['m'], p['ops'], p['level'], p['sign'])
 
-BatchAugMix.chain, BatchAugMix.mix, BatchAugMix.augment, BatchAugMix.apply = _chain, _mix, _augment, _apply_augmix
+BatchAugMix.chains, BatchAugMix.mix, BatchAugMix.augment, BatchAugMix.apply = _chains, _mix, _augment, _apply_augmix
 BatchAugMix.size_after = lambda self, size: size
 
 # %% ../nbs/07b_batches.ipynb #ae28f272
@@ -326,10 +352,13 @@ class Step:
     def size_after(self, size:tuple) -> tuple: return size
 
 @dataclass
-class Gray(Step):
+class Maybe(Step):
+    "The batch operation `op` on each image with probability `p` (`T.RandomGrayscale`, `T.RandomHorizontalFlip`)."
     p: float
+    op: object
     def draw(self, rng, n, size): return dict(on=rng.random(n) < self.p)
-    def apply(self, x, q): return _update(x, q['on'], grayscale)
+    def apply(self, x, q): return _update(x, q['on'], self.op)
+    def __repr__(self): return f"Maybe(p={self.p}, op={self.op.__name__})"
 
 @dataclass
 class Pad(Step):
@@ -346,12 +375,6 @@ class Crop(Step):
     def size_after(self, size): return tuple(self.size)
     def apply(self, x, q): return crop(x, torch.from_numpy(q['top']), torch.from_numpy(q['left']), self.size)
 
-@dataclass
-class Flip(Step):
-    p: float
-    def draw(self, rng, n, size): return dict(on=rng.random(n) < self.p)
-    def apply(self, x, q): return _update(x, q['on'], hflip)
-
 # %% ../nbs/07b_batches.ipynb #15af0102
 @dataclass
 class Jitter(Step):
@@ -367,16 +390,14 @@ def _jitter_in_order(x, order, factors):
     for pos in range(4):
         by_op = torch.argsort(order[:, pos], stable=True)
         counts = torch.bincount(order[:, pos], minlength=4).tolist()
-        fns, images = (brightness, contrast, saturation, hue), x[by_op.to(x.device)].split(counts)
+        fns, images = (brightness, contrast, saturation, hue), x.index_select(0, by_op.to(x.device)).split(counts)
         parts = zip(fns, images, factors[by_op].split(counts))
-        out = torch.empty_like(x)
-        out[by_op.to(x.device)] = torch.cat([fn(im, f[:, k]) for k, (fn, im, f) in enumerate(parts) if len(im)])
-        x = out
+        x = _rows([fn(im, f[:, k]) for k, (fn, im, f) in enumerate(parts) if len(im)], torch.argsort(by_op))
     return x
 
 class ToFloat(Step):
     "`fgdi.data.to_tensor` of a batch: float32 in [0, 1]."
-    def apply(self, x, q): return _div(x.float(), 255.)
+    def apply(self, x, q): return x.float().div_(_scalar(255., x))  # in place: one float32 pass fewer
     def __repr__(self): return 'ToFloat()'
 
 # %% ../nbs/07b_batches.ipynb #5aadbd56
@@ -448,8 +469,8 @@ def _pad(t):
     return Pad(t.padding)
 
 BATCH_STEPS = {  # a step of the PIL pipeline -> its batch version
-    T.RandomGrayscale: lambda t: Gray(t.p), T.Pad: _pad, T.RandomCrop: lambda t: Crop(tuple(t.size)),
-    T.RandomHorizontalFlip: lambda t: Flip(t.p), T.RandomApply: _jitter,
+    T.RandomGrayscale: lambda t: Maybe(t.p, grayscale), T.Pad: _pad, T.RandomCrop: lambda t: Crop(tuple(t.size)),
+    T.RandomHorizontalFlip: lambda t: Maybe(t.p, hflip), T.RandomApply: _jitter,
     AugMix: lambda t: BatchAugMix(t.prob, t.width, t.depth, t.alpha,
                                   tuple(TENSOR_OPS[f.__name__.lstrip('_')] for f in t.ops)),
     T.RandomErasing: lambda t: Erase(t.p, t.scale, t.ratio, t.value if t.value == 'random' else tuple(t.value)),
@@ -505,7 +526,7 @@ class BatchTransform:
         def part(rows):
             torch.set_num_threads(1)  # one thread per part (torch's thread count is per thread under OpenMP)
             return self.apply(x[rows], [{k: v[rows] for k, v in q.items()} for q in params])
-        parts = np.array_split(np.arange(len(x)), max(threads, -(-x[0].numel() * len(x) // CPU_PART_BYTES)))
+        parts = np.array_split(np.arange(len(x)), threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES)))
         before = torch.get_num_threads()
         with ThreadPoolExecutor(threads) as pool: out = torch.cat(list(pool.map(part, parts)))
         torch.set_num_threads(before)

@@ -28,9 +28,9 @@ SMALL_VOCAB = ('[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'a', 'photo', 'of',
                'tall', 'short', 'woman', 'man', 'in', 'red', 'blue', 'market', 'duke')
 
 def _small_blip(width:int, layers:int, text_width:int, text_layers:int, embed_dim:int) -> dict:
-    text = dict(vocab_size=len(SMALL_VOCAB), hidden_size=text_width, intermediate_size=4 * text_width, num_hidden_layers=text_layers,
-                num_attention_heads=2, max_position_embeddings=64, is_decoder=False, pad_token_id=0, sep_token_id=3,
-                eos_token_id=3, bos_token_id=None)
+    text = dict(vocab_size=len(SMALL_VOCAB), hidden_size=text_width, intermediate_size=4 * text_width,
+                num_hidden_layers=text_layers, num_attention_heads=2, max_position_embeddings=64, is_decoder=False,
+                pad_token_id=0, sep_token_id=3, eos_token_id=3, bos_token_id=None)
     vision = dict(hidden_size=width, intermediate_size=4 * width, num_hidden_layers=layers, num_attention_heads=2,
                   image_size=224, patch_size=16, initializer_range=0.02)
     return dict(text_config=text, vision_config=vision, image_text_hidden_size=embed_dim)
@@ -46,57 +46,67 @@ def small_tokenizer() -> BertTokenizer:
 
 def new_blip(backbone:str) -> BlipForImageTextRetrieval:
     "A randomly initialised BLIP retrieval model for `backbone` (one of `BLIP_BACKBONES`) at its native input size."
-    if backbone not in BLIP_BACKBONES: raise ValueError(f"backbone={backbone!r} is not a BLIP; choose one of {list(BLIP_BACKBONES)}")
+    if backbone not in BLIP_BACKBONES:
+        raise ValueError(f"backbone={backbone!r} is not a BLIP; choose one of {list(BLIP_BACKBONES)}")
     return BlipForImageTextRetrieval(BlipConfig(**BLIP_CONFIGS[backbone]))
 
 # %% ../nbs/15_blip.ipynb #0000000a
 def blip_folder(weights, allow_download:bool=False) -> Path:
-    "The local folder of BLIP `weights`: a folder, the folder of a file in it, or a Hugging Face repo id in the local cache."
+    ("The local folder of BLIP `weights`: a folder, the folder of a file in it, or a Hugging Face repo id "
+     "in the local cache.")
     p = Path(str(weights)).expanduser()
     if p.is_dir(): return p
     if p.is_file(): return p.parent
     if str(weights).count('/') != 1:
-        raise ValueError(f"BLIP weights={weights!r} is neither a folder, a file in one, nor a Hugging Face repo id (owner/name, "
-                         f"e.g. {BLIP_REPO!r}); pass one of those, or None for random weights.")
+        raise ValueError(f"BLIP weights={weights!r} is neither a folder, a file in one, nor a Hugging Face repo id "
+                         f"(owner/name, e.g. {BLIP_REPO!r}); pass one of those, or None for random weights.")
     from huggingface_hub import snapshot_download
     from huggingface_hub.constants import HF_HUB_CACHE
     if allow_download:
         with _hub_online(): return Path(snapshot_download(weights))
     try: return Path(snapshot_download(weights, local_files_only=True))
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"BLIP weights {weights!r} are not on this machine (looked in the Hugging Face cache {HF_HUB_CACHE}). "
-                                f"Download them once with `hf download {weights}`, pass weights='/path/to/folder', "
-                                "or call with allow_download=True.") from e
+        raise FileNotFoundError(f"BLIP weights {weights!r} are not on this machine (looked in the Hugging Face cache "
+                                f"{HF_HUB_CACHE}). Download them once with `hf download {weights}`, "
+                                "pass weights='/path/to/folder', or call with allow_download=True.") from e
 
+# %% ../nbs/15_blip.ipynb #97afc889
 WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 def blip_weights_file(weights, allow_download:bool=False) -> Path:
     "The weights file (`WEIGHT_FILES`) of the BLIP checkpoint `weights`, found as `blip_folder` finds the folder."
     folder = blip_folder(weights, allow_download)
     found = [folder/f for f in WEIGHT_FILES if (folder/f).is_file()]
-    if not found: raise FileNotFoundError(f"{folder} holds no BLIP weights ({' or '.join(WEIGHT_FILES)}); download the checkpoint "
-                                          f"again (e.g. `hf download {BLIP_REPO}`) or point weights at another folder.")
+    if not found:
+        raise FileNotFoundError(f"{folder} holds no BLIP weights ({' or '.join(WEIGHT_FILES)}); download the "
+                                f"checkpoint again (e.g. `hf download {BLIP_REPO}`) "
+                                "or point weights at another folder.")
     return found[0]
 
 def load_blip(folder) -> BlipForImageTextRetrieval:
-    "BLIP's retrieval model from the checkpoint folder `folder`; a checkpoint without all of its tensors raises one error."
+    ("BLIP's retrieval model from the checkpoint folder `folder`; a checkpoint without all of its tensors "
+     "raises one error.")
     try: blip, info = BlipForImageTextRetrieval.from_pretrained(folder, output_loading_info=True)
     except OSError as e:
-        raise FileNotFoundError(f"{folder} holds no BLIP checkpoint ({e}). Point weights at a Hugging Face BLIP retrieval folder "
-                                f"(config.json and model.safetensors), e.g. a download of {BLIP_REPO!r}.") from e
+        raise FileNotFoundError(f"{folder} holds no BLIP checkpoint ({e}). Point weights at a Hugging Face BLIP "
+                                "retrieval folder (config.json and model.safetensors), "
+                                f"e.g. a download of {BLIP_REPO!r}.") from e
     missing = sorted(info['missing_keys'])
     if missing:
-        raise ValueError(f"{folder} is not a BLIP image-text retrieval checkpoint: {len(missing)} tensors missing (e.g. "
-                         f"{', '.join(missing[:3])}). Use {BLIP_REPO!r} or another Salesforce/blip-itm-* checkpoint.")
+        raise ValueError(f"{folder} is not a BLIP image-text retrieval checkpoint: {len(missing)} tensors missing "
+                         f"(e.g. {', '.join(missing[:3])}). "
+                         f"Use {BLIP_REPO!r} or another Salesforce/blip-itm-* checkpoint.")
     return blip
 
 # %% ../nbs/15_blip.ipynb #0000000e
 def adapt_blip_vision(vision:nn.Module, size:tuple=(224, 224), stride:int|None=None) -> nn.Module:
-    "Adapt a freshly built BLIP ViT in place to (h, w) inputs: patch stride (default the patch size), position embedding resized."
+    ("Adapt a freshly built BLIP ViT in place to (h, w) inputs: patch stride (default the patch size), "
+     "position embedding resized.")
     emb = vision.embeddings
     p, s = emb.patch_size, stride or emb.patch_size
     grid = tuple((n - p) // s + 1 for n in size)
-    if min(grid) < 1: raise ValueError(f"size={tuple(size)} is smaller than the {p}-pixel patch; use a larger input size")
+    if min(grid) < 1:
+        raise ValueError(f"size={tuple(size)} is smaller than the {p}-pixel patch; use a larger input size")
     native = (emb.image_size // p,) * 2
     emb.patch_embedding.stride = (s, s)
     emb.position_embedding = nn.Parameter(resize_pos_embed(emb.position_embedding.data[0], native, grid)[None])
@@ -114,7 +124,8 @@ class BlipImageEncoder(nn.Module):
     def forward(self, x:torch.Tensor) -> torch.Tensor: return blip_image_features(self, x)[2]
 
 def blip_image_features(encoder:BlipImageEncoder, x:torch.Tensor) -> tuple:
-    "(f_last, f, f_proj) of images `x`: class token before the last layer, after `post_layernorm`, and its ITC projection."
+    ("(f_last, f, f_proj) of images `x`: class token before the last layer, after `post_layernorm`, "
+     "and its ITC projection.")
     v = encoder.vision
     h = v.embeddings(x)
     *layers, last = v.encoder.layers
@@ -139,7 +150,8 @@ class BlipTextEncoder(nn.Module):
         self.text, self.text_proj = vlm.text, vlm.text_proj
 
     def forward(self, prompts:torch.Tensor, index) -> torch.Tensor:
-        h = self.text(inputs_embeds=prompts.clone()).last_hidden_state  # clone: BLIP adds the position embedding in place
+        # clone: BLIP adds the position embedding in place
+        h = self.text(inputs_embeds=prompts.clone()).last_hidden_state
         return self.text_proj(h[torch.arange(len(h)), index])
 
 # %% ../nbs/15_blip.ipynb #00000014
@@ -153,8 +165,10 @@ class BlipVLM(nn.Module):
     @property
     def token_embedding(self) -> nn.Embedding: return self.text.embeddings.word_embeddings
 
-def build_blip(backbone:str, weights=None, size:tuple=(224, 224), stride:int|None=None, allow_download:bool=False) -> BlipVLM:
-    "BLIP `backbone` with `weights` (None, a checkpoint folder or file, or a HF repo id in the local cache), its ViT adapted to `size`."
+def build_blip(backbone:str, weights=None, size:tuple=(224, 224), stride:int|None=None,
+               allow_download:bool=False) -> BlipVLM:
+    ("BLIP `backbone` with `weights` (None, a checkpoint folder or file, or a HF repo id in the local cache), "
+     "its ViT adapted to `size`.")
     if weights is None: blip, tokenizer = new_blip(backbone), small_tokenizer()
     else:
         folder = blip_folder(weights, allow_download)
@@ -163,7 +177,8 @@ def build_blip(backbone:str, weights=None, size:tuple=(224, 224), stride:int|Non
     return BlipVLM(blip, tokenizer).eval()
 
 def blip_towers(vlm:BlipVLM) -> dict:
-    "What `FGDIModel` takes from BLIP: image encoder, its feature function and sizes, prompt-learner factory, text encoder and width."
+    ("What `FGDIModel` takes from BLIP: image encoder, its feature function and sizes, prompt-learner factory, "
+     "text encoder and width.")
     return dict(image_encoder=vlm.visual, features=blip_image_features, dims=blip_feature_dims(vlm.visual),
                 prompt_learner=partial(BlipPromptLearner, vlm), text_encoder=BlipTextEncoder(vlm),
                 text_dim=vlm.text_proj.out_features)

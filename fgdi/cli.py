@@ -15,63 +15,51 @@ def _synth_write(a):
     print(f"wrote the {a.scale} synthetic world (seed {a.seed}) to {a.root}")
     return summary
 
+def _add_synth(sub):
+    synth = sub.add_parser('synth', help='the embedded synthetic person world')
+    w = synth.add_subparsers(dest='cmd', required=True).add_parser(
+        'write', help='write the nine datasets in their real layouts')
+    w.add_argument('root'); w.add_argument('--scale', choices=('mini', 'smoke'), default='mini')
+    w.add_argument('--seed', type=int, default=0)
+    w.add_argument('--overwrite', action='store_true', help="replace an existing world's folders")
+    w.set_defaults(fn=_synth_write)
+
 def _data_check(a):
     from fgdi.config import data_root
-    from fgdi.data import check, format_check
+    from fgdi.check import check, format_check
     rows = check(a.root, images=True, progress=True)
     print(format_check(rows, data_root(a.root)))
     n = sum(len(r.problems) for r in rows)
     if n: raise RuntimeError(f'{n} problem(s) in the data under {data_root(a.root)}; each is listed above with its fix')
     return rows
 
+def _add_data(sub):
+    data = sub.add_parser('data', help='dataset tools').add_subparsers(dest='cmd', required=True)
+    c = data.add_parser('check', help='report which datasets are present and complete, decoding every image '
+                                    '(verified images are remembered: a second check is fast)')
+    c.add_argument('root', nargs='?', default=None, help='data root (default $FGDI_DATA or ./data)')
+    c.set_defaults(fn=_data_check)
+
+# %% ../nbs/14_cli.ipynb #0000d002
 def _run(a):
     from fgdi.config import make_config
     from fgdi.experiment import run, result_table
     targets = ('M', 'MS', 'C3') if a.target == 'all' else (a.target,)
     kw = {k: v for k, v in dict(beta=a.beta, apn=a.apn, data_root=a.data_root, clip_weights=a.clip_weights,
                                 backbone=a.backbone, num_workers=a.workers).items() if v is not None}
+    switches = dict(use_initial=not a.no_A, use_domain=not a.no_B, use_apn=not a.no_C, use_text=not a.no_text)
     results = []
     for t in targets:
-        cfg = make_config(a.variant, protocol=a.protocol, target=None if a.protocol == 1 else t, scale=a.scale, seed=a.seed,
-                          use_initial=not a.no_A, use_domain=not a.no_B, use_apn=not a.no_C, use_text=not a.no_text, **kw)
+        cfg = make_config(a.variant, protocol=a.protocol, target=None if a.protocol == 1 else t, scale=a.scale,
+                          seed=a.seed, **switches, **kw)
         res = run(cfg, runs_dir=a.runs_dir)
-        print(f"run {res['hash']} ({res['scale']} scale, {res['seconds']['total']:.0f} s; stages {res['seconds']['stages']})")
+        secs = res['seconds']
+        print(f"run {res['hash']} ({res['scale']} scale, {secs['total']:.0f} s; stages {secs['stages']})")
         print(result_table(res)); results.append(res)
         if a.protocol == 1: break
     return results
 
-def _grid(a):
-    from papermill.cli import _resolve_type  # papermill's own reading of `-p` values: the same parameters as papermill
-    from fgdi.grid import notebook_grid
-    said = notebook_grid(a.action, a.notebook, {k: _resolve_type(v) for k, v in a.parameters}, a.output)
-    print(said)
-    return said
-
-def _world_report(a):
-    from pathlib import Path
-    from fgdi.tables import parse_seeds
-    from fgdi.world import world_report, plot_report
-    rep = world_report(a.scale, parse_seeds(a.seeds), a.runs_dir, out_dir=a.out_dir, progress=False)
-    plot_report(rep, Path(a.out_dir)/'world_report.png')
-    for name, c in rep['checks'].items(): print(f"{'ok  ' if c['ok'] else 'MISS'} {name}: {c['value']} ({c['bound']})")
-    print(f"world {rep['world']['id']} at {rep['scale']}: {a.out_dir}/world_report.json and .png ({rep['seconds']:.0f} s)")
-    return rep
-
-def parser() -> argparse.ArgumentParser:
-    "The `fgdi` argument parser."
-    p = argparse.ArgumentParser(prog='fgdi', description='CLIP-FGDI reproducibility kit')
-    sub = p.add_subparsers(dest='group', required=True)
-    synth = sub.add_parser('synth', help='the embedded synthetic person world').add_subparsers(dest='cmd', required=True)
-    w = synth.add_parser('write', help='write the nine datasets in their real layouts')
-    w.add_argument('root'); w.add_argument('--scale', choices=('mini', 'smoke'), default='mini')
-    w.add_argument('--seed', type=int, default=0)
-    w.add_argument('--overwrite', action='store_true', help="replace an existing world's folders")
-    w.set_defaults(fn=_synth_write)
-    data = sub.add_parser('data', help='dataset tools').add_subparsers(dest='cmd', required=True)
-    c = data.add_parser('check', help='report which datasets are present and complete, decoding every image '
-                                    '(verified images are remembered: a second check is fast)')
-    c.add_argument('root', nargs='?', default=None, help='data root (default $FGDI_DATA or ./data)')
-    c.set_defaults(fn=_data_check)
+def _add_run(sub):
     r = sub.add_parser('run', help='train and evaluate one configuration (cached under RUNS_DIR/<config-hash>/)')
     r.add_argument('--protocol', type=int, choices=(1, 2, 3), default=1)
     r.add_argument('--target', choices=('M', 'MS', 'C3', 'all'), default=None, help='held-out dataset (Protocol-2/3)')
@@ -79,7 +67,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--variant', choices=('paper', 'code'), default='paper')
     r.add_argument('--seed', type=int, default=1)
     for s in 'ABC': r.add_argument(f'--no-{s}', action='store_true', help=f'switch {s} off (Table IV)')
-    r.add_argument('--no-text', action='store_true', help="no prompts or text: ID + triplet fine-tuning only (Table VI's ViT-B w/ C; needs --no-B --no-C)")
+    r.add_argument('--no-text', action='store_true', help="no prompts or text: ID + triplet fine-tuning only "
+                                                          "(Table VI's ViT-B w/ C; needs --no-B --no-C)")
     r.add_argument('--beta', type=float); r.add_argument('--apn', choices=('ed', 'cs', 'cs_released', 'con', 'apnce'))
     r.add_argument('--backbone', help="the paper's backbone (mini and smoke run its small stand-in)")
     r.add_argument('--clip-weights',
@@ -88,22 +77,66 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--workers', type=int, help='data-loader workers on your datasets (about the number of CPU cores)')
     r.add_argument('--runs-dir', default='runs')
     r.set_defaults(fn=_run)
-    g = sub.add_parser('grid', help="a paper notebook's grid as Slurm jobs: submit, status, collect (the tables) or cancel")
+
+# %% ../nbs/14_cli.ipynb #0000d004
+def _grid(a):
+    from papermill.cli import _resolve_type  # papermill's own reading of `-p` values: the same parameters as papermill
+    from fgdi.grid import notebook_grid
+    said = notebook_grid(a.action, a.notebook, {k: _resolve_type(v) for k, v in a.parameters}, a.output)
+    print(said)
+    return said
+
+def _add_grid(sub):
+    g = sub.add_parser('grid', help="a paper notebook's grid as Slurm jobs: submit, status, collect (the tables) "
+                                    "or cancel")
     g.add_argument('action', choices=('submit', 'status', 'collect', 'cancel')); g.add_argument('notebook')
     g.add_argument('-p', '--parameters', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
                    help="a notebook parameter, as papermill's -p (executor defaults to slurm)")
     g.add_argument('-o', '--output', help='the executed notebook (default NOTEBOOK-NAME.ACTION.ipynb)')
     g.set_defaults(fn=_grid)
+
+def _world_report(a):
+    from pathlib import Path
+    from fgdi.tables import parse_seeds
+    from fgdi.world import world_report, plot_report
+    rep = world_report(a.scale, parse_seeds(a.seeds), a.runs_dir, out_dir=a.out_dir, progress=False)
+    plot_report(rep, Path(a.out_dir)/'world_report.png')
+    for name, c in rep['checks'].items(): print(f"{'ok  ' if c['ok'] else 'MISS'} {name}: {c['value']} ({c['bound']})")
+    print(f"world {rep['world']['id']} at {rep['scale']}: {a.out_dir}/world_report.json and .png "
+          f"({rep['seconds']:.0f} s)")
+    return rep
+
+def _add_world(sub):
     world = sub.add_parser('world', help='the embedded world').add_subparsers(dest='cmd', required=True)
     wr = world.add_parser('report', help="measure the world's domain gap with the baseline and three controls")
     wr.add_argument('--scale', choices=('mini', 'smoke'), default='mini'); wr.add_argument('--seeds', default='1,2,3')
     wr.add_argument('--out-dir', default='.'); wr.add_argument('--runs-dir', default='runs')
     wr.set_defaults(fn=_world_report)
+
+# %% ../nbs/14_cli.ipynb #0000d006
+def parser() -> argparse.ArgumentParser:
+    "The `fgdi` argument parser."
+    p = argparse.ArgumentParser(prog='fgdi', description='CLIP-FGDI reproducibility kit')
+    sub = p.add_subparsers(dest='group', required=True)
+    for add in (_add_synth, _add_data, _add_run, _add_grid, _add_world): add(sub)
     return p
+
+def _take_parameters(argv:list) -> tuple:
+    "`argv` without its `-p NAME VALUE` triples, and the (NAME, VALUE) pairs: a VALUE may start with '-'."
+    rest, pairs, i = [], [], 0
+    while i < len(argv):
+        if argv[i] in ('-p', '--parameters') and i + 2 < len(argv):
+            pairs.append(tuple(argv[i + 1:i + 3])); i += 3
+        else: rest.append(argv[i]); i += 1
+    return rest, pairs
 
 def main(argv=None):
     "Entry point of the `fgdi` command: exit status 0 on success, else one line saying what is wrong."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pairs = []
+    if argv[:1] == ['grid']: argv, pairs = _take_parameters(argv)  # papermill's -p: `-p slurm_extra --qos=high`
     a = parser().parse_args(argv)
+    if pairs: a.parameters = pairs
     try: a.fn(a)
     except (ValueError, RuntimeError, OSError) as e:
         if os.environ.get('FGDI_TRACEBACK'): raise

@@ -32,7 +32,8 @@ open_clip.add_model_config(CONFIG_DIR)
 
 def new_clip(backbone:str, quick_gelu:bool=False) -> open_clip.CLIP:
     "A randomly initialised open_clip `CLIP` for `backbone` at its native input size (QuickGELU if `quick_gelu`)."
-    if backbone not in BACKBONES: raise ValueError(f"backbone={backbone!r} is not supported; choose one of {list(BACKBONES)}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone={backbone!r} is not supported; choose one of {list(BACKBONES)}")
     cfg = open_clip.get_model_config(backbone)
     return open_clip.CLIP(**{**cfg, 'quick_gelu': cfg.get('quick_gelu', False) or quick_gelu})
 
@@ -56,8 +57,8 @@ def read_state_dict(path) -> tuple[dict, bool]:
     path = Path(path)
     try: sd = _load(path)
     except Exception as e:
-        raise ValueError(f"Cannot read CLIP weights from {path} ({type(e).__name__}). The file is damaged or not a checkpoint: "
-                         "download it again (OpenAI's ViT-B-16.pt, or an open_clip .pt/.bin/.safetensors), "
+        raise ValueError(f"Cannot read CLIP weights from {path} ({type(e).__name__}). The file is damaged or not a "
+                         "checkpoint: download it again (OpenAI's ViT-B-16.pt, or an open_clip .pt/.bin/.safetensors), "
                          "or pass weights=None for random weights.") from e
     if isinstance(sd, dict): sd = sd.get('state_dict', sd)
     if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
@@ -75,12 +76,13 @@ def load_clip_state(model:nn.Module, sd:dict, source) -> nn.Module:
     rebuilt = {n for n, _ in model.named_buffers()} - own.keys()  # non-persistent buffers, e.g. the causal attn_mask
     sd = {k: v for k, v in sd.items() if k not in rebuilt}
     missing, unexpected = sorted(own.keys() - sd.keys()), sorted(sd.keys() - own.keys())
-    shapes = [f"{k} {tuple(sd[k].shape)} (model {tuple(v.shape)})" for k, v in own.items() if k in sd and sd[k].shape != v.shape]
-    problems = [f"{len(l)} {what} (e.g. {_examples(l)})" for what, l in
-                (('missing tensors', missing), ('unexpected tensors', unexpected), ('tensors of another shape', shapes)) if l]
+    shapes = [f"{k} {tuple(sd[k].shape)} (model {tuple(v.shape)})" for k, v in own.items()
+              if k in sd and sd[k].shape != v.shape]
+    found = (('missing tensors', missing), ('unexpected tensors', unexpected), ('tensors of another shape', shapes))
+    problems = [f"{len(l)} {what} (e.g. {_examples(l)})" for what, l in found if l]
     if problems:
-        raise ValueError(f"{source} does not fit this CLIP model: {'; '.join(problems)}. Use the backbone the weights were "
-                         "made for (e.g. OpenAI's ViT-B-16.pt with backbone='ViT-B-16') or another weights file.")
+        raise ValueError(f"{source} does not fit this CLIP model: {'; '.join(problems)}. Use the backbone the weights "
+                         "were made for (e.g. OpenAI's ViT-B-16.pt with backbone='ViT-B-16') or another weights file.")
     model.load_state_dict(sd)
     return model
 
@@ -108,26 +110,29 @@ def _hub_online():
     try: yield
     finally: hc.HF_HUB_OFFLINE = offline
 
+# %% ../nbs/01_clip.ipynb #0000d002
 def weights_file(backbone:str, weights, allow_download:bool=False) -> tuple[Path, bool]:
     "The file behind `weights` (a path or an open_clip tag of `backbone`) and whether the tag wants QuickGELU."
     if Path(weights).is_file(): return Path(weights), False
     pcfg = open_clip.get_pretrained_cfg(backbone, str(weights))
     if not pcfg:
         raise ValueError(f"weights={weights!r} is neither an existing file nor an open_clip tag of {backbone} "
-                         f"(tags: {open_clip.list_pretrained_tags_by_model(backbone)}); pass a checkpoint path, a tag, or None.")
+                         f"(tags: {open_clip.list_pretrained_tags_by_model(backbone)}); pass a checkpoint path, a tag, "
+                         "or None.")
     f = _cached_tag_file(pcfg)
     if f is None and allow_download:
         with _hub_online(): f = open_clip.download_pretrained(pcfg)
     if not f:
         where = [str(CLIP_CACHE/os.path.basename(pcfg['url']))] if pcfg.get('url') else []
         if pcfg.get('hf_hub'): where.append(f"the Hugging Face cache ({pcfg['hf_hub']})")
-        raise FileNotFoundError(f"open_clip weights {backbone}/{weights!r} are not on this machine (looked in {' and '.join(where)}). "
+        raise FileNotFoundError(f"open_clip weights {backbone}/{weights!r} are not on this machine (looked in "
+                                f"{' and '.join(where)}). "
                                 "Put the file there, pass weights='/path/to/file', or call with allow_download=True.")
     return Path(f), pcfg.get('quick_gelu', False)
 
 # %% ../nbs/01_clip.ipynb #00000010
 def resize_pos_embed(pe:torch.Tensor, grid:tuple, new_grid:tuple) -> torch.Tensor:
-    "Position embedding `pe` (1 + h*w, C) for `grid`=(h, w) resized bilinearly to `new_grid`; the first (class) row is kept."
+    "Position embedding `pe` (1 + h*w, C) for `grid`=(h, w) resized bilinearly to `new_grid`; the class row is kept."
     (h, w), (nh, nw) = grid, new_grid
     cells = pe[1:].reshape(1, h, w, -1).permute(0, 3, 1, 2)
     cells = F.interpolate(cells, size=(nh, nw), mode='bilinear', align_corners=False)
@@ -138,7 +143,8 @@ def _adapt_vit(v:VisionTransformer, size:tuple, stride:int|None):
     p = v.patch_size[0]
     s = stride or p
     grid = tuple((n - p) // s + 1 for n in size)
-    if min(grid) < 1: raise ValueError(f"size={tuple(size)} is smaller than the {p}-pixel patch; use a larger input size")
+    if min(grid) < 1:
+        raise ValueError(f"size={tuple(size)} is smaller than the {p}-pixel patch; use a larger input size")
     v.conv1.stride = (s, s)
     v.positional_embedding = nn.Parameter(resize_pos_embed(v.positional_embedding.data, v.grid_size, grid))
     v.grid_size, v.image_size = grid, tuple(size)
@@ -146,7 +152,8 @@ def _adapt_vit(v:VisionTransformer, size:tuple, stride:int|None):
 def _rn_grid(n:int) -> int: return (n + 1) // 2 // 2 // 2 // 2  # stem conv (stride 2, pad 1), stem pool, layer2, layer3
 
 def _adapt_resnet(v:ModifiedResNet, size:tuple, stride:int|None):
-    if stride not in (None, 16): raise ValueError(f"stride={stride} applies to ViT backbones; a ResNet's output stride is 16 (use stride=None)")
+    if stride not in (None, 16):
+        raise ValueError(f"stride={stride} applies to ViT backbones; a ResNet's output stride is 16 (use stride=None)")
     block = v.layer4[0]
     block.avgpool, block.downsample[0], block.stride = nn.Identity(), nn.Identity(), 1
     g = v.image_size // 32
@@ -155,21 +162,22 @@ def _adapt_resnet(v:ModifiedResNet, size:tuple, stride:int|None):
     v.grid_size, v.image_size = grid, tuple(size)
 
 def adapt_visual(visual:nn.Module, size:tuple=(224, 224), stride:int|None=None) -> nn.Module:
-    "Adapt a freshly built open_clip image tower in place to (h, w) inputs; `stride` (ViT only) defaults to the patch size."
+    "Adapt a freshly built open_clip image tower in place to (h, w) inputs; `stride` (ViT only) defaults to the patch."
     (_adapt_vit if isinstance(visual, VisionTransformer) else _adapt_resnet)(visual, size, stride)
     return visual
 
 # %% ../nbs/01_clip.ipynb #00000017
 def build_clip(backbone:str, weights=None, size:tuple=(224, 224), stride:int|None=None,
                allow_download:bool=False, quick_gelu:bool=False) -> open_clip.CLIP:
-    "An open_clip `CLIP` for `backbone` with `weights` (None, a file or a tag), its image tower adapted to `size`=(h, w)."
+    "An open_clip `CLIP` for `backbone` with `weights` (None, a file or a tag), image tower adapted to `size`=(h, w)."
     sd, openai = None, False
     if weights is not None:
         path, tag_quick = weights_file(backbone, weights, allow_download)
         sd, openai = read_state_dict(path)
         openai = openai or tag_quick
     model = new_clip(backbone, quick_gelu=quick_gelu or openai)
-    native = sd is None or all(v.shape == sd[k].shape for k, v in model.state_dict().items() if 'positional_embedding' in k and k in sd)
+    native = sd is None or all(v.shape == sd[k].shape for k, v in model.state_dict().items()
+                               if 'positional_embedding' in k and k in sd)
     if not native: adapt_visual(model.visual, size, stride)
     if sd is not None: load_clip_state(model, sd, path)
     if native: adapt_visual(model.visual, size, stride)
@@ -189,7 +197,8 @@ def _resnet_features(v:ModifiedResNet, x):
     return m3.mean((2, 3)), m4.mean((2, 3)), v.attnpool(m4)
 
 def image_features(visual:nn.Module, x:torch.Tensor) -> tuple:
-    "(f_last, f, f_proj) of images `x`: ViT: CLS after block L-1, CLS after ln_post, projected CLS; RN: pooled layer3, layer4, attention pool."
+    """(f_last, f, f_proj) of images `x`. ViT: CLS after block L-1, CLS after ln_post, projected CLS;
+    ResNet: pooled layer3, pooled layer4, attention pool."""
     return (_vit_features if isinstance(visual, VisionTransformer) else _resnet_features)(visual, x)
 
 def feature_dims(clip_model) -> tuple[int, int]:

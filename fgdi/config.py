@@ -18,8 +18,9 @@ VARIANTS = ('paper', 'code')
 SCALES = ('full', 'mini', 'smoke', 'auto')
 PROTOCOLS = (1, 2, 3)
 TARGETS = ('M', 'MS', 'C3')
-BLIP_BACKBONES = ('BLIP-B-16', 'fgdi-tiny-blip', 'fgdi-mini-blip')  # built by fgdi.blip (the `blip` extra: transformers)
-BACKBONES = ('ViT-B-16', 'ViT-B-32', 'RN50', 'RN101', 'fgdi-tiny-vit', 'fgdi-tiny-rn', 'fgdi-mini-vit', 'fgdi-mini-vit32', 'fgdi-mini-rn50', 'fgdi-mini-rn101') + BLIP_BACKBONES
+BLIP_BACKBONES = ('BLIP-B-16', 'fgdi-tiny-blip', 'fgdi-mini-blip')  # built by fgdi.blip (`blip` extra: transformers)
+BACKBONES = ('ViT-B-16', 'ViT-B-32', 'RN50', 'RN101', 'fgdi-tiny-vit', 'fgdi-tiny-rn',
+             'fgdi-mini-vit', 'fgdi-mini-vit32', 'fgdi-mini-rn50', 'fgdi-mini-rn101') + BLIP_BACKBONES
 APN_KINDS = ('ed', 'cs', 'cs_released', 'con', 'apnce')
 STAGES = ('initial', 'id_tokens', 'domain_tokens', 'final')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
@@ -27,16 +28,20 @@ COMPILE_BACKENDS = (None, 'inductor', 'eager', 'aot_eager', 'cudagraphs')  # Run
 TRANSFORMS = ('fgdi', 'clipreid')
 AUGMENTS = ('tensor', 'pil')  # training augmentation: whole batches on the device, or the per-image PIL reference
 NUM_CLASSES = ('real', 'code')
-TRAIN_ON = ('sources', 'target', 'sources+target')  # what a Protocol-2/3 run trains on (the world report's in-domain and oracle)
+TRAIN_ON = ('sources', 'target', 'sources+target')  # what a Protocol-2/3 run trains on (+ the world report's
+                                                    # in-domain and oracle runs)
 STYLE_MODES = ('distinct', 'shared')  # the embedded world's looks: one per dataset, or one for all (the null world)
-SPLIT_SOURCES = ('auto', 'disk', 'shipped')  # small-target splits: the released code's file if there, that file, fgdi's own
+SPLIT_SOURCES = ('auto', 'disk', 'shipped')  # small-target splits: the released code's file if there, that file,
+                                             # fgdi's own
 
 # %% ../nbs/00_config.ipynb #00000008
 def _nohash(default): return field(default=default, metadata={'hash': False})
+def _hash_if_set(default):  # a field added after runs were cached: hashed only when set, so those keep their keys
+    return field(default=default, metadata={'hash': 'if set'})
 
 @dataclass(frozen=True)
-class RunConfig:
-    "Every setting of one CLIP-FGDI run; defaults are the paper's (variant 'paper')."
+class _ModelFields:
+    "The first fields of `RunConfig`: which run, the model, and the switches of Table IV."
     variant: str = 'paper'           # 'paper' or 'code' (the released code's values where they differ)
     scale: str = 'auto'              # 'full', 'mini', 'smoke' or 'auto'
     protocol: int = 1                # 1, 2 or 3
@@ -44,10 +49,11 @@ class RunConfig:
     seed: int = 1
     # model
     backbone: str = 'ViT-B-16'
-    clip_weights: str|None = 'openai'  # open_clip tag, a local checkpoint path, or None for random weights (BLIP: a folder or HF repo id)
+    clip_weights: str|None = 'openai'  # open_clip tag, a local checkpoint path, or None for random weights
+                                       # (BLIP: a folder or a Hugging Face repo id)
     size_train: tuple = (224, 224)   # (h, w); (256, 128) is CLIP-ReID's choice
     size_test: tuple = (224, 224)
-    stride: int|None = None          # patch-embedding stride; None = the patch size (< patch size gives overlapping patches)
+    stride: int|None = None          # patch-embedding stride; None = the patch size (smaller: overlapping patches)
     n_id_ctx: int = 4                # M: ID-specific tokens per identity
     n_dm_ctx: int = 1                # N: domain tokens per source dataset
     feat_norm: bool = False          # L2-normalise test features (CLIP-ReID) instead of raw (released code)
@@ -57,6 +63,11 @@ class RunConfig:
     use_apn: bool = True             # C: the apn loss in the final stage
     use_text: bool = True            # False: no prompts, no text; the image encoder is fine-tuned with ID + triplet
                                      # losses only (Table VI's 'ViT-B w/ C'); needs B and C off
+
+# %% ../nbs/00_config.ipynb #0000d002
+@dataclass(frozen=True)
+class _TrainingFields(_ModelFields):
+    "The middle fields of `RunConfig`: the schedule, the optimisers and the losses."
     # schedule (epochs per stage, batch)
     epochs_initial: int = 3
     epochs_id_tokens: int = 120
@@ -64,7 +75,8 @@ class RunConfig:
     epochs_final: int = 60
     batch_size: int = 128
     num_instances: int = 4           # K images per identity in a PK batch
-    prompt_reshuffle: bool = False   # reshuffle the cached features every prompt epoch (CLIP-ReID) or keep one order (code)
+    prompt_reshuffle: bool = False   # reshuffle the cached features every prompt epoch (CLIP-ReID) or keep one
+                                     # order (code)
     # optimisation
     lr_prompt: float = 3.5e-4
     lr_domain_clf: float = 0.01      # the code's `lamda`
@@ -78,7 +90,8 @@ class RunConfig:
     image_gamma: float = 0.1
     image_warmup_factor: float = 0.1
     image_warmup_iters: int = 10
-    shared_image_optimizer: bool = True  # initial and final stage share one Adam + scheduler (code); False = fresh per stage
+    shared_image_optimizer: bool = True  # initial and final stage share one Adam + scheduler (code); False: fresh
+                                         # per stage
     precision: str = 'fp16'          # autocast dtype on CUDA; CPU always runs fp32
     # losses
     label_smoothing: float = 0.1
@@ -88,6 +101,11 @@ class RunConfig:
     beta: float = 0.3                # Eq. 9 trade-off between i2tce and apn
     apn: str = 'ed'
     apn_margin: float = 0.3          # m in Eq. 8
+
+# %% ../nbs/00_config.ipynb #0000d004
+@dataclass(frozen=True)
+class RunConfig(_TrainingFields):
+    "Every setting of one CLIP-FGDI run; defaults are the paper's (variant 'paper')."
     # data
     transforms: str = 'fgdi'         # 'fgdi' (224 squash, InstanceNorm, AugMix) or 'clipreid' (256x128, mean/std)
     augment: str = 'tensor'          # 'tensor' (decoded once, batches augmented on the device) or 'pil' (the reference)
@@ -106,9 +124,13 @@ class RunConfig:
                                      # folder), 'shipped' (fgdi's frozen ones) or 'auto' (disk if the file is there)
     rerank: bool = False
     train_on: str = 'sources'        # 'sources' (the protocol's), 'target' (in-domain) or 'sources+target' (oracle)
-    style_aug: float = 0.            # probability of style randomisation per training image (a DG control, not the paper's)
+    style_aug: float = 0.            # probability of style randomisation per training image (a DG control, not
+                                     # the paper's)
+    mixstyle: float = _hash_if_set(0.)  # probability per batch of MixStyle in the image encoder's first two blocks
+                                        # (a DG control, not the paper's; `fgdi.model.MixStyle`)
     styles: str = 'distinct'         # embedded world: each dataset its own look, or 'shared' (the null world)
-    world: str|None = None           # the embedded world's id (`fgdi.synth.world_id`) when the run uses it; None for real data
+    world: str|None = None           # the embedded world's id (`fgdi.synth.world_id`) when the run uses it; None
+                                     # for real data
     # bookkeeping (not part of the run's identity)
     data_root: str|None = _nohash(None)
     num_workers: int = _nohash(2)
@@ -126,41 +148,63 @@ def _one_of(cfg, name, allowed):
     v = getattr(cfg, name)
     _check(v in allowed, f"RunConfig.{name}={v!r} is not valid; choose one of {list(allowed)}")
 
-def validate(cfg:RunConfig):
-    "Raise `ValueError` naming the field if any setting of `cfg` is invalid."
-    for name, allowed in dict(variant=VARIANTS, scale=SCALES, protocol=PROTOCOLS, backbone=BACKBONES, apn=APN_KINDS,
-                              precision=PRECISIONS, transforms=TRANSFORMS, augment=AUGMENTS, num_classes=NUM_CLASSES,
-                              train_on=TRAIN_ON, styles=STYLE_MODES, compile=COMPILE_BACKENDS, splits=SPLIT_SOURCES).items():
-        _one_of(cfg, name, allowed)
-    if cfg.protocol == 1: _check(cfg.target is None, f"Protocol-1 has fixed targets (PRID, GRID, VIPeR, iLIDS); got target={cfg.target!r}, use target=None")
-    else: _check(cfg.target in TARGETS, f"Protocol-{cfg.protocol} needs target in {list(TARGETS)}; got target={cfg.target!r}")
-    _check(0 <= cfg.beta <= 1, f"RunConfig.beta={cfg.beta} must lie in [0, 1] (Eq. 9 weighs (1-beta)*L_i2tce + beta*L_apn)")
+_CHOICES = dict(variant=VARIANTS, scale=SCALES, protocol=PROTOCOLS, backbone=BACKBONES, apn=APN_KINDS,
+                precision=PRECISIONS, transforms=TRANSFORMS, augment=AUGMENTS, num_classes=NUM_CLASSES,
+                train_on=TRAIN_ON, styles=STYLE_MODES, compile=COMPILE_BACKENDS, splits=SPLIT_SOURCES)
+
+def _check_choices(cfg:RunConfig):
+    "Each field with a vocabulary holds one of its words; the target suits the protocol."
+    for name, allowed in _CHOICES.items(): _one_of(cfg, name, allowed)
+    if cfg.protocol == 1:
+        _check(cfg.target is None, "Protocol-1 has fixed targets (PRID, GRID, VIPeR, iLIDS); "
+                                   f"got target={cfg.target!r}, use target=None")
+    else:
+        _check(cfg.target in TARGETS, f"Protocol-{cfg.protocol} needs target in {list(TARGETS)}; "
+                                      f"got target={cfg.target!r}")
+
+# %% ../nbs/00_config.ipynb #0000d006
+def _check_numbers(cfg:RunConfig):
+    "Weights, probabilities, epochs, sizes, seed and counts lie in their ranges."
+    _check(0 <= cfg.beta <= 1, f"RunConfig.beta={cfg.beta} must lie in [0, 1] "
+                               "(Eq. 9 weighs (1-beta)*L_i2tce + beta*L_apn)")
     for name in ('alpha', 'grl_lambda', 'apn_margin', 'label_smoothing', 'weight_decay'):
         _check(getattr(cfg, name) >= 0, f"RunConfig.{name}={getattr(cfg, name)} must be >= 0")
-    _check(cfg.train_on == 'sources' or cfg.protocol in (2, 3), f"RunConfig.train_on={cfg.train_on!r} needs a "
-           "Protocol-2/3 target to train on; Protocol-1 trains on its sources only (train_on='sources')")
-    _check(cfg.train_on == 'sources' or cfg.num_classes == 'real', f"RunConfig.train_on={cfg.train_on!r} changes the "
-           "identities trained on, so the released code's fixed class counts do not apply: use num_classes='real'")
-    _check(cfg.style_aug == 0 or cfg.transforms == 'fgdi', f"RunConfig.style_aug={cfg.style_aug} restyles images in the "
-           "'fgdi' transforms only; use transforms='fgdi' or style_aug=0")
-    for name in ('style_aug', 'gray_prob', 'flip_prob', 'color_jitter_prob', 'augmix_prob', 'erasing_prob'):
-        _check(0 <= getattr(cfg, name) <= 1, f"RunConfig.{name}={getattr(cfg, name)} is a probability: use a value in [0, 1]")
+    for name in ('style_aug', 'mixstyle', 'gray_prob', 'flip_prob', 'color_jitter_prob', 'augmix_prob',
+                 'erasing_prob'):
+        _check(0 <= getattr(cfg, name) <= 1,
+               f"RunConfig.{name}={getattr(cfg, name)} is a probability: use a value in [0, 1]")
     for name in ('epochs_initial', 'epochs_id_tokens', 'epochs_domain_tokens', 'epochs_final'):
         _check(getattr(cfg, name) >= 0, f"RunConfig.{name}={getattr(cfg, name)} must be >= 0")
     _check(cfg.batch_size > 0 and cfg.batch_size % cfg.num_instances == 0,
-           f"RunConfig.batch_size={cfg.batch_size} must be a positive multiple of num_instances={cfg.num_instances} (PK sampling)")
+           f"RunConfig.batch_size={cfg.batch_size} must be a positive multiple of "
+           f"num_instances={cfg.num_instances} (PK sampling)")
     for name in ('size_train', 'size_test'):
         s = getattr(cfg, name)
         _check(len(s) == 2 and all(int(x) > 0 for x in s), f"RunConfig.{name}={s} must be (height, width)")
-    _check(cfg.triplet_margin is None or cfg.triplet_margin > 0, f"RunConfig.triplet_margin={cfg.triplet_margin}: use None (soft margin) or a positive margin")
+    _check(cfg.triplet_margin is None or cfg.triplet_margin > 0,
+           f"RunConfig.triplet_margin={cfg.triplet_margin}: use None (soft margin) or a positive margin")
     _check(isinstance(cfg.seed, numbers.Integral) and 0 <= cfg.seed < 2**32,
            f"RunConfig.seed={cfg.seed!r} must be an integer in [0, 2**32) (numpy's seed range)")
     _check(0 <= cfg.split_id < 10, f"RunConfig.split_id={cfg.split_id} must be in 0..9 (ten shipped splits)")
     _check(cfg.n_id_ctx >= 1 and cfg.n_dm_ctx >= 1, "RunConfig.n_id_ctx and n_dm_ctx must be >= 1")
-    _check(cfg.use_domain or not cfg.use_apn, "Switch C (use_apn) needs switch B (use_domain): the apn loss compares with "
-           "the domain-token prompt. Set use_domain=True or use_apn=False (Table IV has no 'C without B' row)")
-    _check(cfg.use_text or not (cfg.use_domain or cfg.use_apn), "use_text=False fine-tunes the image encoder without any text, "
-           "so it cannot use switch B or C: set use_domain=False and use_apn=False")
+
+# %% ../nbs/00_config.ipynb #0000d008
+def _check_combinations(cfg:RunConfig):
+    "Settings that only make sense together: what a run trains on, style randomisation, the switches."
+    _check(cfg.train_on == 'sources' or cfg.protocol in (2, 3), f"RunConfig.train_on={cfg.train_on!r} needs a "
+           "Protocol-2/3 target to train on; Protocol-1 trains on its sources only (train_on='sources')")
+    _check(cfg.train_on == 'sources' or cfg.num_classes == 'real', f"RunConfig.train_on={cfg.train_on!r} changes "
+           "the identities trained on, so the released code's fixed class counts do not apply: use num_classes='real'")
+    _check(cfg.style_aug == 0 or cfg.transforms == 'fgdi', f"RunConfig.style_aug={cfg.style_aug} restyles images "
+           "in the 'fgdi' transforms only; use transforms='fgdi' or style_aug=0")
+    _check(cfg.use_domain or not cfg.use_apn, "Switch C (use_apn) needs switch B (use_domain): the apn loss compares "
+           "with the domain-token prompt. Set use_domain=True or use_apn=False (Table IV has no 'C without B' row)")
+    _check(cfg.use_text or not (cfg.use_domain or cfg.use_apn), "use_text=False fine-tunes the image encoder without "
+           "any text, so it cannot use switch B or C: set use_domain=False and use_apn=False")
+
+def validate(cfg:RunConfig):
+    "Raise `ValueError` naming the field if any setting of `cfg` is invalid."
+    _check_choices(cfg); _check_numbers(cfg); _check_combinations(cfg)
 
 # %% ../nbs/00_config.ipynb #0000000e
 CODE_VALUES = dict(beta=0.1, apn='cs_released', num_classes='code')
@@ -169,7 +213,8 @@ def make_config(variant:str='paper', **overrides) -> RunConfig:
     "A `RunConfig` for `variant` ('paper' or 'code') with `overrides` applied on top."
     if variant not in VARIANTS: raise ValueError(f"variant={variant!r} is not valid; choose one of {list(VARIANTS)}")
     unknown = set(overrides) - {f.name for f in fields(RunConfig)}
-    if unknown: raise ValueError(f"Unknown RunConfig field(s) {sorted(unknown)}; see `fgdi.config.RunConfig` for the list")
+    if unknown:
+        raise ValueError(f"Unknown RunConfig field(s) {sorted(unknown)}; see `fgdi.config.RunConfig` for the list")
     base = CODE_VALUES if variant == 'code' else {}
     return RunConfig(**{**base, **overrides, 'variant': variant})
 
@@ -177,8 +222,13 @@ def make_config(variant:str='paper', **overrides) -> RunConfig:
 def config_dict(cfg:RunConfig, hashed_only:bool=False) -> dict:
     "The config as a JSON-ready dict (only the fields that define the run if `hashed_only`)."
     d = json.loads(json.dumps(asdict(cfg)))
-    if hashed_only: d = {f.name: d[f.name] for f in fields(cfg) if f.metadata.get('hash', True)}
+    if hashed_only: d = {f.name: d[f.name] for f in fields(cfg) if _defines_run(f, d[f.name])}
     return d
+
+def _defines_run(f, value) -> bool:
+    "Whether field `f` with `value` enters the run's identity (a field hashed 'if set' only away from its default)."
+    how = f.metadata.get('hash', True)
+    return how is True or (how == 'if set' and value != f.default)
 
 def config_hash(cfg:RunConfig, n:int=10) -> str:
     "Stable short hex digest of the fields that define the run."

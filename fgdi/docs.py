@@ -92,12 +92,15 @@ def outputs_problem(path) -> str|None:
 
 
 # %% ../nbs/90_docs.ipynb #959ffee4
-def _parameters(src: Path, scale: str, seeds: str, out_dir: Path, runs_dir: str|None) -> dict:
-    "The papermill parameters of `src` that exist in its `parameters` cell."
+def _parameters(src: Path, scale: str, seeds: str, out_dir: Path, runs_dir: str|None, extra: dict) -> dict:
+    "The papermill parameters of `src` that exist in its `parameters` cell, and every one of `extra` (which must)."
     import papermill as pm
     known = pm.inspect_notebook(str(src))
+    if (unknown := set(extra) - set(known)):
+        raise ValueError(f"{src.name} has no parameter {', '.join(sorted(unknown))}; "
+                         f"`papermill --help-notebook {src.name}` lists them")
     given = dict(scale=scale, seeds=seeds, seed=int(seeds.split(',')[0]), out_dir=str(out_dir), runs_dir=runs_dir)
-    return {k: v for k, v in given.items() if k in known and v is not None}
+    return {k: v for k, v in given.items() if k in known and v is not None} | extra
 
 def world_of(scale: str) -> str:
     "What the runs were trained and tested on: the synthetic world's identity, or the real datasets."
@@ -111,17 +114,21 @@ def stamp(nb, command: str, **facts):
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(f"> Executed by `{command}`: {note}."))
 
 # %% ../nbs/90_docs.ipynb #55822970
-def run_paper(src, out_dir='examples', scale: str = 'mini', seeds: str = '1', runs_dir: str|None = None) -> Path:
-    "Execute paper notebook `src` with papermill into `out_dir`, stamped; the executed copy's path."
+def run_paper(src, out_dir='examples', scale: str = 'mini', seeds: str = '1', runs_dir: str|None = None,
+              params: dict|None = None) -> Path:
+    "Execute paper notebook `src` with papermill (more `params` if given) into `out_dir`, stamped; the copy's path."
     import papermill as pm
     src, out_dir = Path(src).resolve(), Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     root = src.parent.parent  # papermill runs the notebook from the repository root, as README's command does
     shown = out_dir.relative_to(root) if out_dir.is_relative_to(root) else out_dir  # no machine paths in examples/
-    params, dest, t0 = _parameters(src, scale, seeds, shown, runs_dir), out_dir/src.name, time.time()
+    extra = params or {}
+    params, dest, t0 = _parameters(src, scale, seeds, shown, runs_dir, extra), out_dir/src.name, time.time()
     pm.execute_notebook(str(src), str(dest), parameters=params, cwd=str(root), progress_bar=False)
     nb = nbformat.read(dest, as_version=4)
-    stamp(nb, f"python -m fgdi.docs papers {src.stem} --scale {scale} --seeds {seeds}", scale=scale,
+    nb.metadata.papermill.update(input_path=str(src.relative_to(root)), output_path=str(shown/src.name))
+    more = ''.join(f' -p {k} {v}' for k, v in extra.items())
+    stamp(nb, f"python -m fgdi.docs papers {src.stem} --scale {scale} --seeds {seeds}{more}", scale=scale,
           world=world_of(scale), seeds=params.get('seeds', params.get('seed')),
           date=datetime.date.today().isoformat(), wall_time=f"{time.time() - t0:.0f} s")
     nbformat.write(nb, dest)
@@ -215,6 +222,15 @@ def _each(paths: list[Path], run):
         except Exception as e: failed.append(p.name); print(f"{p.name} FAILED, nothing saved:\n{e}", file=sys.stderr)
     if failed: raise SystemExit(f"failed: {', '.join(failed)} (see above); the other notebooks were saved")
 
+
+# %% ../nbs/90_docs.ipynb #5a1ue003
+def _value(text: str):
+    "A command-line parameter value as papermill's `-p` reads it: an int, else a float, else the text."
+    for kind in (int, float):
+        try: return kind(text)
+        except ValueError: pass
+    return text
+
 def main(argv: list[str]|None = None):
     "`python -m fgdi.docs refresh|papers|site ...`"
     ap = argparse.ArgumentParser(prog='python -m fgdi.docs', description=__doc__)
@@ -225,13 +241,16 @@ def main(argv: list[str]|None = None):
     papers.add_argument('--scale', default='mini', choices=('mini', 'smoke', 'full'))
     papers.add_argument('--out', default='examples')
     papers.add_argument('--runs-dir', default=None)
+    papers.add_argument('-p', nargs=2, action='append', default=[], metavar=('NAME', 'VALUE'),
+                        help='another papermill parameter, e.g. -p protocol 2')
     sub.add_parser('site', help='render the site').add_argument('--out', default='_site')
     args = ap.parse_args(argv)
     pool = dict(refresh=library_notebooks, papers=paper_notebooks).get(args.command)
     try: chosen = _chosen(pool(), args.names) if pool else []
     except ValueError as e: ap.error(str(e))
     if args.command == 'refresh': _each(chosen, lambda p: f"{p.name}: {execute(p):.0f} s")
-    if args.command == 'papers': _each(chosen, lambda p: run_paper(p, args.out, args.scale, args.seeds, args.runs_dir))
+    if args.command == 'papers': _each(chosen, lambda p: run_paper(p, args.out, args.scale, args.seeds, args.runs_dir,
+                                                                 {k: _value(v) for k, v in args.p}))
     if args.command == 'site': print(build_site(args.out))
 
 if __name__ == '__main__' and '__file__' in globals(): main()  # `python -m fgdi.docs`, not this notebook

@@ -47,7 +47,8 @@ def _as_features(x, name:str) -> torch.Tensor:
     if x.ndim != 2: raise ValueError(f'{name} must be a 2-D (n_images, dim) array, got shape {tuple(x.shape)}')
     if len(x) == 0: raise ValueError(f'{name} is empty: there is nothing to evaluate (check the query/gallery split)')
     x = x.float()
-    bad = (~torch.isfinite(torch.stack(torch.aminmax(x, dim=1)))).any(0).nonzero().flatten()   # NaN propagates; no n×dim mask
+    # NaN propagates through min and max; no n×dim mask
+    bad = (~torch.isfinite(torch.stack(torch.aminmax(x, dim=1)))).any(0).nonzero().flatten()
     if len(bad): raise ValueError(f'{name} has NaN/inf values in {len(bad)} rows (first: {bad[:5].tolist()}); '
                                   'the model produced invalid features (fp16 overflow or a diverged run?)')
     return x
@@ -79,7 +80,8 @@ def _distance_chunks(qf, gf, rows:int) -> Iterator[tuple[int, torch.Tensor]]:
 def _query_gallery(qf, gf, metric:str, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     "Checked query and gallery features on `device`, L2-normalised for 'cosine'."
     qf, gf = _as_features(qf, 'qf'), _as_features(gf, 'gf')
-    if qf.shape[1] != gf.shape[1]: raise ValueError(f'qf has {qf.shape[1]} dims but gf has {gf.shape[1]}; both must come from the same model')
+    if qf.shape[1] != gf.shape[1]:
+        raise ValueError(f'qf has {qf.shape[1]} dims but gf has {gf.shape[1]}; both must come from the same model')
     device = torch.device(device or 'cpu')
     return _prepare(qf.to(device), metric), _prepare(gf.to(device), metric)
 
@@ -108,7 +110,8 @@ def reference_eval_func(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:in
         num_rel = orig_cmc.sum()
         tmp_cmc = orig_cmc.cumsum() / (np.arange(1, orig_cmc.shape[0] + 1) * 1.0)
         all_AP.append((tmp_cmc * orig_cmc).sum() / num_rel)
-    if not all_AP: raise ValueError('no query has a true match in the gallery (all query identities are missing from it)')
+    if not all_AP:
+        raise ValueError('no query has a true match in the gallery (all query identities are missing from it)')
     all_cmc = np.asarray(all_cmc).astype(np.float32).sum(0) / float(len(all_AP))
     return all_cmc, np.mean(all_AP), np.mean(all_INP)
 
@@ -256,16 +259,20 @@ def _check_labels(nq:int, ng:int, q_pids, g_pids, q_camids, g_camids):
 
 def evaluate(qf, gf, q_pids, g_pids, q_camids, g_camids, metric:str='sqeuclidean', max_rank:int=50,
              chunk_mb:float=256, device=None, rerank:bool=False, progress:bool=False) -> dict:
-    "CMC, mAP and mINP of query features `qf` against gallery features `gf`, equal to the released `eval_func`, in bounded memory."
+    ("CMC, mAP and mINP of query features `qf` against gallery features `gf`, equal to the released `eval_func`, "
+     "in bounded memory.")
     qf, gf = _query_gallery(qf, gf, metric, device)
     labels = _check_labels(len(qf), len(gf), q_pids, g_pids, q_camids, g_camids)
     chunks = (k_reciprocal_chunks(qf, gf, chunk_mb=chunk_mb) if rerank
               else _distance_chunks(qf, gf, chunk_rows(len(gf), chunk_mb)))
     return evaluate_chunks(chunks, *labels, max_rank=max_rank, progress=progress)
 
-def evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:int=50, chunk_mb:float=256, device=None) -> dict:
-    "Like `evaluate`, for a precomputed query × gallery distance matrix (NumPy or torch; compared in float32, as released)."
-    if np.ndim(distmat) != 2 or 0 in np.shape(distmat): raise ValueError(f'distmat must be a non-empty 2-D (n_query, n_gallery) array, got shape {np.shape(distmat)}')
+def evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:int=50, chunk_mb:float=256,
+                     device=None) -> dict:
+    ("Like `evaluate`, for a precomputed query × gallery distance matrix (NumPy or torch; compared in float32, "
+     "as released).")
+    if np.ndim(distmat) != 2 or 0 in np.shape(distmat):
+        raise ValueError(f'distmat must be a non-empty 2-D (n_query, n_gallery) array, got shape {np.shape(distmat)}')
     nq, ng = np.shape(distmat)
     labels, rows = _check_labels(nq, ng, q_pids, g_pids, q_camids, g_camids), chunk_rows(ng, chunk_mb)
     chunks = ((s, torch.as_tensor(distmat[s:s+rows]).to(device or 'cpu', torch.float32)) for s in range(0, nq, rows))
@@ -273,15 +280,19 @@ def evaluate_distmat(distmat, q_pids, g_pids, q_camids, g_camids, max_rank:int=5
 
 # %% ../nbs/08_eval.ipynb #00000020
 def random_problem(n_query:int, n_gallery:int, dim:int=8, n_ids:int=20, n_cams:int=3, levels:int|None=3, seed:int=0):
-    "A small random re-ID problem: `(qf, gf, q_pids, g_pids, q_camids, g_camids)`; integer features (`levels`) give ties."
+    ("A small random re-ID problem: `(qf, gf, q_pids, g_pids, q_camids, g_camids)`; integer features (`levels`) "
+     "give ties.")
     rng = np.random.default_rng(seed)
-    feats = (rng.integers(0, levels, (n_query + n_gallery, dim)) if levels else rng.normal(size=(n_query + n_gallery, dim)))
+    feats = (rng.integers(0, levels, (n_query + n_gallery, dim)) if levels
+             else rng.normal(size=(n_query + n_gallery, dim)))
     pids, cams = rng.integers(0, n_ids, n_query + n_gallery), rng.integers(0, n_cams, n_query + n_gallery)
     q, g = slice(0, n_query), slice(n_query, None)
-    return torch.tensor(feats[q], dtype=torch.float32), torch.tensor(feats[g], dtype=torch.float32), pids[q], pids[g], cams[q], cams[g]
+    return (torch.tensor(feats[q], dtype=torch.float32), torch.tensor(feats[g], dtype=torch.float32),
+            pids[q], pids[g], cams[q], cams[g])
 
 def assert_same_metrics(res:dict, ref:tuple, tol:float=1e-12):
-    "Raise if `res` (from `evaluate*`) differs from `reference_eval_func`'s `(cmc, mAP, mINP)`: CMC bit for bit, means to `tol`."
+    ("Raise if `res` (from `evaluate*`) differs from `reference_eval_func`'s `(cmc, mAP, mINP)`: CMC bit for bit, "
+     "means to `tol`.")
     cmc, mAP, mINP = ref
     if not np.array_equal(res['cmc'], cmc): raise AssertionError(f'CMC differs: {res["cmc"][:10]} vs {cmc[:10]}')
     if abs(res['mAP'] - mAP) > tol or abs(res['mINP'] - mINP) > tol:
@@ -290,13 +301,16 @@ def assert_same_metrics(res:dict, ref:tuple, tol:float=1e-12):
 # %% ../nbs/08_eval.ipynb #00000025
 def clustered_problem(n_query:int, n_gallery:int, dim:int=64, n_ids:int=100, n_cams:int=15, noise:float=1.0,
                       cam_shift:float=0.5, seed:int=0, block:int=4096):
-    "Identity centre + camera offset + noise features → `(qf, gf, q_pids, g_pids, q_camids, g_camids)`; built in blocks (MSMT17 sizes fit)."
+    ("Identity centre + camera offset + noise features → `(qf, gf, q_pids, g_pids, q_camids, g_camids)`; "
+     "built in blocks (MSMT17 sizes fit).")
     g = torch.Generator().manual_seed(seed)
     centres, cam_dirs = torch.randn(n_ids, dim, generator=g), torch.randn(n_cams, dim, generator=g) * cam_shift
     def side(n):
-        pids, cams, f = torch.randint(0, n_ids, (n,), generator=g), torch.randint(0, n_cams, (n,), generator=g), torch.empty(n, dim)
+        pids, cams, f = (torch.randint(0, n_ids, (n,), generator=g), torch.randint(0, n_cams, (n,), generator=g),
+                         torch.empty(n, dim))
         for s in range(0, n, block):
-            f[s:s+block] = centres[pids[s:s+block]] + cam_dirs[cams[s:s+block]] + noise * torch.randn(len(f[s:s+block]), dim, generator=g)
+            f[s:s+block] = (centres[pids[s:s+block]] + cam_dirs[cams[s:s+block]]
+                            + noise * torch.randn(len(f[s:s+block]), dim, generator=g))
         return f, pids.numpy(), cams.numpy()
     (qf, qp, qc), (gf, gp, gc) = side(n_query), side(n_gallery)
     return qf, gf, qp, gp, qc, gc
@@ -327,11 +341,12 @@ def _neighbours(feats, k:int, rows:int):
 def _reciprocal(nn, k:int, rows:int):
     "Mask over `nn[:, :k]`: is row i among the `k` nearest of that neighbour?"
     nk = nn[:, :k]
-    return torch.cat([(nk[nk[s:s+rows]] == torch.arange(s, s + len(nk[s:s+rows]), device=nn.device)[:, None, None]).any(-1)
-                      for s in range(0, len(nk), rows)])
+    return torch.cat([(nk[nk[s:s+rows]] == torch.arange(s, s + len(nk[s:s+rows]), device=nn.device)[:, None, None])
+                      .any(-1) for s in range(0, len(nk), rows)])
 
 def _expansion(nn, recip, recip_half, kh:int, s:int, e:int):
-    "Rows s..e: the k-reciprocal set expanded by neighbours' half-size sets that overlap it by > 2/3, as sorted unique (index, valid)."
+    ("Rows s..e: the k-reciprocal set expanded by neighbours' half-size sets that overlap it by > 2/3, "
+     "as sorted unique (index, valid).")
     cand, ok = nn[s:e, :recip.shape[1]], recip[s:e]
     half, half_ok = nn[cand, :kh], recip_half[cand]                             # rows × k × kh
     inside = ((half[..., None] == cand[:, None, None, :]) & ok[:, None, None, :]).any(-1) & half_ok
@@ -342,6 +357,7 @@ def _expansion(nn, recip, recip_half, kh:int, s:int, e:int):
     first = torch.ones_like(valid); first[:, 1:] = idx[:, 1:] != idx[:, :-1]
     return idx, first & (idx < len(nn))
 
+# %% ../nbs/08_eval.ipynb #d852584a
 def _ranges(start, length):
     "Concatenate the index ranges [start_i, start_i + length_i) → (range i of each index, index)."
     owner = torch.arange(len(start), device=start.device).repeat_interleave(length)
@@ -357,7 +373,8 @@ def _coalesce(rows, cols, vals, n:int):
     return *V.indices(), V.values()
 
 def _encode(feats, k1:int, k2:int, rows:int):
-    "Sparse k-reciprocal encoding V as (row, col, value) — rows sum to 1, query-expanded over k2 neighbours — and each row's largest distance."
+    ("Sparse k-reciprocal encoding V as (row, col, value) — rows sum to 1, query-expanded over k2 neighbours — "
+     "and each row's largest distance.")
     n, kh = len(feats), round(k1 / 2) + 1
     nn, dmax = _neighbours(feats, k1 + 1, rows)
     recip, recip_half = _reciprocal(nn, k1 + 1, rows), _reciprocal(nn, kh, rows)
@@ -380,17 +397,21 @@ def _encode(feats, k1:int, k2:int, rows:int):
         v = v / k2
     return r, c, v, dmax
 
-def k_reciprocal_chunks(qf, gf, k1:int=20, k2:int=6, lambda_value:float=0.3, chunk_mb:float=256) -> Iterator[tuple[int, torch.Tensor]]:
+# %% ../nbs/08_eval.ipynb #5b1390b1
+def k_reciprocal_chunks(qf, gf, k1:int=20, k2:int=6, lambda_value:float=0.3,
+                        chunk_mb:float=256) -> Iterator[tuple[int, torch.Tensor]]:
     "Yield `(start, rows × G)` blocks of k-reciprocal re-ranked distances (Zhong et al. 2017) for prepared features."
     nq, ng = len(qf), len(gf)
-    if nq + ng <= k1: raise ValueError(f'k-reciprocal re-ranking needs more than k1={k1} images in total, got {nq + ng}')
+    if nq + ng <= k1:
+        raise ValueError(f'k-reciprocal re-ranking needs more than k1={k1} images in total, got {nq + ng}')
     r, c, v, dmax = _encode(torch.cat([qf, gf]), k1, k2, chunk_rows(nq + ng, chunk_mb))
     in_gallery = r >= nq                                            # gallery entries, grouped by column
     g_cols, order = c[in_gallery].sort(stable=True)
     g_rows, g_vals = r[in_gallery][order] - nq, v[in_gallery][order]
     col_start = _starts(g_cols, nq + ng)
     col_len, row_start = col_start[1:] - col_start[:-1], _starts(r, nq)
-    n_pairs = torch.zeros(nq, dtype=torch.int64, device=r.device).index_add_(0, r[:row_start[-1]], col_len[c[:row_start[-1]]])
+    n_pairs = torch.zeros(nq, dtype=torch.int64, device=r.device).index_add_(0, r[:row_start[-1]],
+                                                                             col_len[c[:row_start[-1]]])
     qq, gg = _sq_norms(qf)[:, None], _sq_norms(gf)
     for s, e in _row_blocks((n_pairs * 40 + ng * 16).cpu(), chunk_mb * 2**20):   # bytes: overlap pairs + the block
         lo, hi = int(row_start[s]), int(row_start[e])
@@ -412,7 +433,8 @@ def re_ranking(qf, gf, k1:int=20, k2:int=6, lambda_value:float=0.3, metric:str='
 SCALAR_METRICS = ('mAP', 'mINP', 'R1', 'R5', 'R10')
 
 def average_metrics(results) -> dict:
-    "Unweighted mean of each scalar metric over results (a dict name → metrics, or a list): over targets, or over splits."
+    ("Unweighted mean of each scalar metric over results (a dict name → metrics, or a list): over targets, "
+     "or over splits.")
     results = list(results.values()) if isinstance(results, dict) else list(results)
     if not results: raise ValueError('average_metrics: no results to average')
     return {k: float(np.mean([r[k] for r in results])) for k in SCALAR_METRICS if all(k in r for r in results)}
@@ -435,8 +457,10 @@ def metrics_ci(runs, conf:float=0.95) -> dict:
     return {k: mean_ci([r[k] for r in runs], conf) for k in SCALAR_METRICS if all(k in r for r in runs)}
 
 # %% ../nbs/08_eval.ipynb #00000033
-def evaluate_model(model, query_loader, gallery_loader, device=None, autocast:bool=False, progress:bool=True, **kwargs) -> dict:
-    "Extract query and gallery features with `model` and `evaluate` them on its device (`kwargs`: metric, max_rank, chunk_mb, rerank)."
+def evaluate_model(model, query_loader, gallery_loader, device=None, autocast:bool=False, progress:bool=True,
+                   **kwargs) -> dict:
+    ("Extract query and gallery features with `model` and `evaluate` them on its device (`kwargs`: metric, "
+     "max_rank, chunk_mb, rerank).")
     device = device or _model_device(model)
     qf, q_pids, q_camids = extract_features(model, query_loader, device, autocast, progress)
     gf, g_pids, g_camids = extract_features(model, gallery_loader, device, autocast, progress)

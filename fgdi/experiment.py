@@ -11,8 +11,10 @@ import torch
 from torch.utils.data import DataLoader
 from .config import RunConfig, BLIP_BACKBONES, config_hash, config_dict, data_root
 from .clip import weights_file
-from .data import (load_protocol, protocol_name, PROTOCOLS, check, ReidImages, PKSampler, build_transforms,
-                       test_loader, target_splits)
+from .check import check
+from .data import ReidImages
+from .protocols import load_protocol, protocol_name, PROTOCOLS, target_splits
+from .transforms import PKSampler, build_transforms, test_loader
 from .eval import evaluate_model, average_metrics
 from .model import build_model
 from .train import Trainer, TrainData, seed_everything
@@ -25,7 +27,8 @@ __all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_
            'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
            'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'file_digest', 'data_record',
            'weights_record', 'banner', 'read_result', 'environment', 'scale_line', 'prepare_scale', 'RunLock',
-           'stages_key', 'share_stages', 'train_and_evaluate', 'clip_weights_kw', 'run', 'run_grid', 'result_table']
+           'stages_key', 'share_stages', 'fit', 'train_and_evaluate', 'clip_weights_kw', 'run', 'run_grid',
+           'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
@@ -174,7 +177,8 @@ def _pil_batches(p, cfg:RunConfig) -> tuple:
     cache_ds = ReidImages(p.train, build_transforms(cfg, False), p.domain_names)
     kw = dict(num_workers=cfg.num_workers, worker_init_fn=_seed_worker, pin_memory=torch.cuda.is_available())
     def pk_batches(seed):
-        return DataLoader(train_ds, batch_size=cfg.batch_size, sampler=PKSampler(pids, cfg.batch_size, cfg.num_instances, seed),
+        sampler = PKSampler(pids, cfg.batch_size, cfg.num_instances, seed)
+        return DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler,
                           generator=torch.Generator().manual_seed(seed), **kw)
     def cache_batches(): return DataLoader(cache_ds, batch_size=256, shuffle=False, **kw)
     return pk_batches, cache_batches
@@ -203,8 +207,8 @@ def evaluate_targets(model, p, cfg:RunConfig, progress:bool=False) -> dict:
     for t in p.targets:
         runs = {}
         for split, query, gallery in target_splits(t, cfg.data_root, cfg):
-            runs[split] = _plain(evaluate_model(model, _test_images(query, cfg, model), _test_images(gallery, cfg, model),
-                                                progress=progress, rerank=cfg.rerank,
+            images = _test_images(query, cfg, model), _test_images(gallery, cfg, model)
+            runs[split] = _plain(evaluate_model(model, *images, progress=progress, rerank=cfg.rerank,
                                                 metric='cosine' if cfg.feat_norm else 'sqeuclidean'))
         splits[t] = {str(k): v for k, v in runs.items()}
         per_target[t] = average_metrics(runs)
@@ -213,7 +217,8 @@ def evaluate_targets(model, p, cfg:RunConfig, progress:bool=False) -> dict:
 # %% ../nbs/11_experiment.ipynb #6e678ca9
 import hashlib
 from functools import lru_cache
-from .data import check_images, splits_record
+from .check import check_images
+from .protocols import splits_record
 
 @lru_cache(maxsize=None)
 def _sha256(path:str, size:int, mtime_ns:int) -> str:
@@ -430,14 +435,18 @@ def share_stages(cfg:RunConfig, model, data:TrainData, run_dir, device='cpu', pr
     return shared
 
 # %% ../nbs/11_experiment.ipynb #1c0c0009
-def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=True) -> dict:
-    "Train `cfg` (a concrete config) on protocol data `p` in `run_dir` (resuming if possible) and evaluate its targets."
+def fit(cfg:RunConfig, p, run_dir, evaluate, device=None, progress:bool=True, share:bool=True) -> tuple:
+    "Train concrete `cfg` on `p` in `run_dir` (resuming, stages shared if `share`); the `Trainer`, the shared folder."
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     seed_everything(cfg.seed)
-    model = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg))
+    model = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg, progress))
     data = train_data(p, cfg, device, progress)
-    shared = share_stages(cfg, model, data, run_dir, device, progress)
-    tr = Trainer(cfg, model, data, run_dir, device, progress, evaluate=lambda m: evaluate_targets(m, p, cfg)).fit()
+    shared = share_stages(cfg, model, data, run_dir, device, progress) if share else None
+    return Trainer(cfg, model, data, run_dir, device, progress, evaluate=evaluate).fit(), shared
+
+def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=True) -> dict:
+    "Train `cfg` (a concrete config) on protocol data `p` in `run_dir` (resuming if possible) and evaluate its targets."
+    tr, shared = fit(cfg, p, run_dir, lambda m: evaluate_targets(m, p, cfg), device, progress)
     log = [json.loads(l) for l in tr.log_path.read_text().splitlines()]
     stage_s = {}
     for r in log: stage_s[r['stage']] = round(stage_s.get(r['stage'], 0) + r['seconds'], 2)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 from .config import RunConfig, config_hash
-from .data import protocol_name
+from .protocols import protocol_name
 from .experiment import run, read_result, resolve_scale, at_scale, stages_key, scale_line
 
 # %% auto #0

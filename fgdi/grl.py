@@ -42,7 +42,9 @@ class DomainClassifier(nn.Module):
         self.fc1, self.bn, self.fc2 = nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.Linear(hidden, n_domains)
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2: raise ValueError(f"DomainClassifier expects a (batch, {self.fc1.in_features}) tensor; got shape {tuple(x.shape)}")
+        if x.ndim != 2:
+            raise ValueError(f"DomainClassifier expects a (batch, {self.fc1.in_features}) tensor; "
+                             f"got shape {tuple(x.shape)}")
         single = self.training and x.shape[0] == 1
         if single: x = x.expand(2, -1)
         out = F.log_softmax(self.fc2(F.relu(self.bn(self.fc1(x)))), dim=1)

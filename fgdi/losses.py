@@ -6,20 +6,23 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .config import RunConfig, APN_KINDS, STAGES
+from .config import RunConfig, APN_KINDS
 
 # %% auto #0
 __all__ = ['supcon_loss', 'id_loss', 'euclidean_dist', 'hardest_pairs', 'triplet_loss', 'i2tce_loss', 'domain_loss', 'apn_loss',
-           'reid_terms', 'initial_losses', 'prompt_losses', 'final_losses', 'stage_losses']
+           'reid_terms', 'initial_losses', 'prompt_losses', 'final_losses']
 
 # %% ../nbs/04_losses.ipynb #00000006
-def supcon_loss(a:torch.Tensor, b:torch.Tensor, labels_a:torch.Tensor, labels_b:torch.Tensor, tau:float=1.0) -> torch.Tensor:
-    "Supervised contrastive loss of anchors `a` (B×d) against `b` (N×d), dot product / `tau`; positives share a label (Eq. 2)."
+def supcon_loss(a:torch.Tensor, b:torch.Tensor, labels_a:torch.Tensor, labels_b:torch.Tensor,
+                tau:float=1.0) -> torch.Tensor:
+    "Supervised contrastive loss of anchors `a` (B×d) against `b` (N×d), dot product / `tau`; positives share a label."
     logits = a @ b.T / tau
     logits = logits - logits.max(dim=1, keepdim=True).values.detach()
     mask = (labels_a[:, None] == labels_b[None, :]).to(logits.dtype)
     n_pos = mask.sum(1)
-    if bool((n_pos == 0).any()): raise ValueError("supcon_loss: some anchor has no candidate with its label; every labels_a value must occur in labels_b")
+    if bool((n_pos == 0).any()):
+        raise ValueError("supcon_loss: some anchor has no candidate with its label; every labels_a value must occur "
+                         "in labels_b")
     log_prob = logits - logits.logsumexp(dim=1, keepdim=True)
     return -((mask * log_prob).sum(1) / n_pos).mean()
 
@@ -37,7 +40,9 @@ def euclidean_dist(x:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
 def hardest_pairs(dist:torch.Tensor, labels:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "Per row: largest distance to a same-label column (self included) and smallest to a different-label column."
     same = labels[:, None] == labels[None, :]
-    if bool(same.all()): raise ValueError("triplet_loss needs at least two identities in the batch (no negatives found); use a PK sampler")
+    if bool(same.all()):
+        raise ValueError("triplet_loss needs at least two identities in the batch (no negatives found); "
+                         "use a PK sampler")
     d_ap = dist.masked_fill(~same, float('-inf')).max(1).values
     d_an = dist.masked_fill(same, float('inf')).min(1).values
     return d_ap, d_an
@@ -50,7 +55,9 @@ def triplet_loss(feats:torch.Tensor, labels:torch.Tensor, margin:float|None=None
 # %% ../nbs/04_losses.ipynb #00000013
 def i2tce_loss(v:torch.Tensor, text_all:torch.Tensor, labels:torch.Tensor, eps:float=0.1) -> torch.Tensor:
     "Image-to-text CE (Eq. 4): label-smoothed CE of `v @ text_all.T` over all identities (dot product)."
-    if bool((labels >= len(text_all)).any()): raise ValueError(f"i2tce_loss: labels go up to {int(labels.max())} but text_all has only {len(text_all)} rows (one per identity)")
+    if bool((labels >= len(text_all)).any()):
+        raise ValueError(f"i2tce_loss: labels go up to {int(labels.max())} but text_all has only {len(text_all)} "
+                         "rows (one per identity)")
     return id_loss(v @ text_all.T, labels, eps)
 
 # %% ../nbs/04_losses.ipynb #00000016
@@ -63,15 +70,20 @@ def _rowwise_dist(x, y): return (x - y).pow(2).sum(1).clamp(min=1e-12).sqrt()
 def _cos(x, y): return F.cosine_similarity(x, y, dim=1, eps=1e-6)
 
 def _need(value, name, kind):
-    if value is None: raise ValueError(f"apn_loss(kind={kind!r}) needs `{name}`; pass it (see the table of kinds in nbs/04_losses)")
+    if value is None:
+        raise ValueError(f"apn_loss(kind={kind!r}) needs `{name}`; pass it (see the table of kinds in "
+                         "nbs/04_losses)")
     return value.detach()
 
 def apn_loss(kind:str, v:torch.Tensor, t_pos:torch.Tensor, t_neg:torch.Tensor, labels:torch.Tensor|None=None,
-             margin:float=0.3, text_pos_all:torch.Tensor|None=None, text_neg_all:torch.Tensor|None=None, eps:float=0.1) -> torch.Tensor:
-    "The apn loss of `kind` (one of `APN_KINDS`): v anchor, t_pos invariant prompt, t_neg domain prompt (text detached)."
+             margin:float=0.3, text_pos_all:torch.Tensor|None=None, text_neg_all:torch.Tensor|None=None,
+             eps:float=0.1) -> torch.Tensor:
+    "The apn loss of `kind` (one of `APN_KINDS`): v anchor, t_pos invariant and t_neg domain prompt (text detached)."
     if kind not in APN_KINDS: raise ValueError(f"apn_loss: unknown kind {kind!r}; choose one of {list(APN_KINDS)}")
     if kind == 'apnce':
-        if labels is None: raise ValueError("apn_loss(kind='apnce') needs `labels` (the identity of each image, the target row of Eq. 13)")
+        if labels is None:
+            raise ValueError("apn_loss(kind='apnce') needs `labels` (the identity of each image, the target row of "
+                             "Eq. 13)")
         pn = torch.cat([_need(text_pos_all, 'text_pos_all', kind), _need(text_neg_all, 'text_neg_all', kind)])
         return id_loss(v @ pn.T, labels, eps)
     t_pos, t_neg = _need(t_pos, 't_pos', kind), _need(t_neg, 't_neg', kind)
@@ -99,12 +111,16 @@ def prompt_losses(v:torch.Tensor, t:torch.Tensor, labels:torch.Tensor, cfg:RunCo
     "Prompt stages (Eq. 7): L_i2t + L_t2i + alpha * L_domain (the domain term only if `cfg.use_domain`)."
     terms = dict(i2t=supcon_loss(v, t, labels, labels), t2i=supcon_loss(t, v, labels, labels))
     if cfg.use_domain:
-        if logprobs is None or domains is None: raise ValueError("prompt_losses: cfg.use_domain is on, so pass `logprobs` (domain classifier output) and `domains`")
+        if logprobs is None or domains is None:
+            raise ValueError("prompt_losses: cfg.use_domain is on, so pass `logprobs` (domain classifier output) "
+                             "and `domains`")
         terms['domain'] = domain_loss(logprobs, domains)
     return _total(terms, dict(domain=cfg.alpha))
 
-def final_losses(scores:list, feats:list, labels:torch.Tensor, v:torch.Tensor, text_pos_all:torch.Tensor, cfg:RunConfig,
-                 t_pos:torch.Tensor|None=None, t_neg:torch.Tensor|None=None, text_neg_all:torch.Tensor|None=None) -> dict:
+# %% ../nbs/04_losses.ipynb #0000d002
+def final_losses(scores:list, feats:list, labels:torch.Tensor, v:torch.Tensor, text_pos_all:torch.Tensor,
+                 cfg:RunConfig, t_pos:torch.Tensor|None=None, t_neg:torch.Tensor|None=None,
+                 text_neg_all:torch.Tensor|None=None) -> dict:
     "Final stage: Eq. 9 (or Eq. 5 with `use_apn` off, or ID + Tri + apnCE for `apn='apnce'`)."
     terms = reid_terms(scores, feats, labels, cfg)
     if cfg.use_apn and cfg.apn == 'apnce':
@@ -113,14 +129,9 @@ def final_losses(scores:list, feats:list, labels:torch.Tensor, v:torch.Tensor, t
         return _total(terms, {})
     terms['i2tce'] = i2tce_loss(v, text_pos_all.detach(), labels, cfg.label_smoothing)
     if not cfg.use_apn: return _total(terms, {})
-    if t_pos is None or t_neg is None: raise ValueError("final_losses: cfg.use_apn is on, so pass `t_pos` and `t_neg` (the batch's invariant and domain prompt features)")
+    if t_pos is None or t_neg is None:
+        raise ValueError("final_losses: cfg.use_apn is on, so pass `t_pos` and `t_neg` (the batch's invariant and "
+                         "domain prompt features)")
     terms['apn'] = apn_loss(cfg.apn, v, t_pos, t_neg, labels=labels, margin=cfg.apn_margin,
                             text_pos_all=text_pos_all, text_neg_all=text_neg_all, eps=cfg.label_smoothing)
     return _total(terms, dict(i2tce=1 - cfg.beta, apn=cfg.beta))
-
-_STAGE_FNS = dict(initial=initial_losses, id_tokens=prompt_losses, domain_tokens=prompt_losses, final=final_losses)
-
-def stage_losses(stage:str, cfg:RunConfig, **tensors) -> dict:
-    "The loss terms and 'total' of `stage` (one of `STAGES`) from keyword tensors (see the stage's function)."
-    if stage not in _STAGE_FNS: raise ValueError(f"stage_losses: unknown stage {stage!r}; choose one of {list(STAGES)}")
-    return _STAGE_FNS[stage](cfg=cfg, **tensors)

@@ -14,7 +14,7 @@ from .prompts import PromptLearner, TextEncoder
 from .grl import GRL, DomainClassifier
 
 # %% auto #0
-__all__ = ['bnneck', 'id_classifier', 'clip_towers', 'FGDIModel', 'build_model']
+__all__ = ['bnneck', 'id_classifier', 'clip_towers', 'FGDIModel', 'build_model', 'MixStyle', 'mix_styles']
 
 # %% ../nbs/05_model.ipynb #00000006
 def bnneck(dim:int) -> nn.BatchNorm1d:
@@ -32,11 +32,12 @@ def id_classifier(dim:int, n_ids:int) -> nn.Linear:
 
 # %% ../nbs/05_model.ipynb #00000008
 def clip_towers(clip_model) -> dict:
-    "What `FGDIModel` takes from an open_clip CLIP: image encoder, its feature function and sizes, prompt-learner factory, text encoder and width."
+    "The parts of an open_clip CLIP that `FGDIModel` takes (image encoder, feature function and sizes, prompts, text)."
     return dict(image_encoder=clip_model.visual, features=image_features, dims=feature_dims(clip_model),
                 prompt_learner=partial(PromptLearner, clip_model), text_encoder=TextEncoder(clip_model),
                 text_dim=clip_model.text_projection.shape[1])
 
+# %% ../nbs/05_model.ipynb #0000d002
 class FGDIModel(nn.Module):
     "CLIP-FGDI: CLIP image encoder + BNNeck + ID classifiers, prompt learner + frozen text encoder, domain classifiers."
     def __init__(self, clip_model, n_ids:int, n_domains:int, cfg:RunConfig, towers=clip_towers):
@@ -45,12 +46,15 @@ class FGDIModel(nn.Module):
         self.in_planes, self.in_planes_proj = t['dims']
         self.image_encoder, self._features = t['image_encoder'], t['features']
         self.bottleneck, self.bottleneck_proj = bnneck(self.in_planes), bnneck(self.in_planes_proj)
-        self.classifier, self.classifier_proj = id_classifier(self.in_planes, n_ids), id_classifier(self.in_planes_proj, n_ids)
+        self.classifier = id_classifier(self.in_planes, n_ids)
+        self.classifier_proj = id_classifier(self.in_planes_proj, n_ids)
         self.prompt_learner = t['prompt_learner'](n_ids, n_domains, cfg.n_id_ctx, cfg.n_dm_ctx)
         self.text_encoder = t['text_encoder'].requires_grad_(False)
         text_dim = t['text_dim']
-        self.grl, self.dcgrl, self.dc = GRL(cfg.grl_lambda), DomainClassifier(text_dim, n_domains), DomainClassifier(text_dim, n_domains)
+        self.grl = GRL(cfg.grl_lambda)
+        self.dcgrl, self.dc = DomainClassifier(text_dim, n_domains), DomainClassifier(text_dim, n_domains)
         self.feat_norm = cfg.feat_norm
+        if cfg.mixstyle: self.mixstyle = mix_styles(self.image_encoder, cfg.mixstyle)  # a DG control (see below)
 
     def forward(self, x:torch.Tensor):
         "Training: `([score, score_proj], [f_last, f, f_proj], f_proj)`; eval: the test feature `cat([f, f_proj])`."
@@ -76,9 +80,38 @@ class FGDIModel(nn.Module):
 
 # %% ../nbs/05_model.ipynb #0000000a
 def build_model(cfg:RunConfig, n_ids:int, n_domains:int, **clip_kw) -> FGDIModel:
-    "An `FGDIModel` for `n_ids` identities and `n_domains` source datasets, on the CLIP (or BLIP) `cfg` names (`clip_kw` override)."
+    "An `FGDIModel` for `n_ids` identities and `n_domains` datasets on the CLIP (or BLIP) of `cfg`; `clip_kw` override."
     kw = dict(weights=cfg.clip_weights, size=tuple(cfg.size_train), stride=cfg.stride) | clip_kw
     if cfg.backbone in BLIP_BACKBONES:
         from fgdi.blip import build_blip, blip_towers  # imported only here: it needs the `blip` extra (transformers)
         return FGDIModel(build_blip(cfg.backbone, **kw), n_ids, n_domains, cfg, towers=blip_towers)
     return FGDIModel(build_clip(cfg.backbone, **kw), n_ids, n_domains, cfg)
+
+# %% ../nbs/05_model.ipynb #0000e002
+class MixStyle(nn.Module):
+    "With probability `p` per training batch, mix each sample's feature statistics with another's (λ ~ Beta(α, α))."
+    def __init__(self, p:float=0.5, alpha:float=0.1, eps:float=1e-6):
+        super().__init__()
+        self.p, self.alpha, self.eps = p, alpha, eps
+
+    def forward(self, x:torch.Tensor) -> torch.Tensor:
+        if not self.training or torch.rand(()).item() > self.p: return x
+        dims = (1,) if x.dim() == 3 else (2, 3)  # ViT tokens B×N×C; feature maps B×C×H×W
+        mu = x.mean(dims, keepdim=True).detach()
+        sig = (x.var(dims, keepdim=True) + self.eps).sqrt().detach()
+        a = torch.tensor(self.alpha)
+        lam = torch.distributions.Beta(a, a).sample((len(x),) + (1,) * (x.dim() - 1)).to(x)
+        other = torch.randperm(len(x), device=x.device)
+        return (x - mu) / sig * (lam * sig + (1 - lam) * sig[other]) + lam * mu + (1 - lam) * mu[other]
+
+def mix_styles(encoder:nn.Module, p:float) -> MixStyle:
+    "A `MixStyle(p)` applied to the outputs of `encoder`'s first two blocks (forward hooks); the module."
+    from open_clip.transformer import VisionTransformer
+    from open_clip.modified_resnet import ModifiedResNet
+    if isinstance(encoder, VisionTransformer): blocks = list(encoder.transformer.resblocks[:2])
+    elif isinstance(encoder, ModifiedResNet): blocks = [encoder.layer1, encoder.layer2]
+    else: raise ValueError(f"mixstyle needs a CLIP ViT or ResNet image encoder, not {type(encoder).__name__}: "
+                           "use mixstyle=0 with this backbone")
+    mix = MixStyle(p)
+    for b in blocks: b.register_forward_hook(lambda module, args, out: mix(out))
+    return mix

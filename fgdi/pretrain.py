@@ -43,12 +43,13 @@ def load_pairs(root, size=(128, 64), holdout:float=0.1) -> dict:
     recs = [json.loads(l) for l in (root/'captions.jsonl').read_text().splitlines()]
     if not recs: raise ValueError(f'{root}/captions.jsonl has no pairs; rewrite the world with `fgdi synth write`')
     h, w = size
-    imgs = torch.from_numpy(np.stack([np.asarray(Image.open(root/r['image']).convert('RGB').resize((w, h), Image.BICUBIC))
-                                      for r in recs])).permute(0, 3, 1, 2).contiguous()
+    read = lambda r: np.asarray(Image.open(root/r['image']).convert('RGB').resize((w, h), Image.BICUBIC))
+    imgs = torch.from_numpy(np.stack([read(r) for r in recs])).permute(0, 3, 1, 2).contiguous()
     ids = [r['image'].rsplit('_', 1)[0] for r in recs]  # '<style>_<pid>'
     held = set(sorted(set(ids))[-max(1, int(len(set(ids)) * holdout)):])
     mask = torch.tensor([i in held for i in ids])
-    return dict(images=imgs, attributes=[r['attributes'] for r in recs], captions=[r['caption'] for r in recs], heldout=mask)
+    return dict(images=imgs, attributes=[r['attributes'] for r in recs], captions=[r['caption'] for r in recs],
+                heldout=mask)
 
 def tokenize(model, texts:list) -> torch.Tensor:
     "CLIP BPE token ids of `texts` at `model`'s context length."
@@ -68,8 +69,8 @@ def _settings_hash(s:dict) -> str:
     blob = {**s, 'architecture': arch, 'data': pretrain_id(s['world'])}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
 
-def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=10, batch_size:int=128, lr:float=5e-4,
-                  weight_decay:float=0.1, seed:int=0, progress:bool=True, **_):
+def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:int=10, batch_size:int=128,
+                  lr:float=5e-4, weight_decay:float=0.1, seed:int=0, progress:bool=True, **_):
     "A CLIP of `backbone` trained with `ClipLoss` on the training pairs of `pairs`; returns (model, per-epoch losses)."
     torch.manual_seed(seed)
     model = build_clip(backbone, None, size=size).train()
@@ -130,7 +131,8 @@ def small_clip_weights(settings:dict|None=None, progress:bool=True) -> Path:
     pairs = load_pairs(root, s['size'])
     t0 = time.time()
     model, losses = pretrain_clip(pairs, progress=progress, **s)
-    report = dict(settings=s, losses=losses, seconds=round(time.time() - t0, 1), zero_shot=zero_shot_report(model, pairs))
+    report = dict(settings=s, losses=losses, seconds=round(time.time() - t0, 1),
+                  zero_shot=zero_shot_report(model, pairs))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as f: torch.save(model.state_dict(), f)
     with atomic_write(path.with_suffix('.json'), 'w') as f: json.dump(report, f, indent=1)

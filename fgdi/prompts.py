@@ -17,7 +17,7 @@ def domain_template(n_id_ctx:int=4, n_dm_ctx:int=1) -> str:
     return f"A photo of a {' '.join(['X'] * n_id_ctx)} person from {' '.join(['X'] * n_dm_ctx)} dataset."
 
 def x_slots(ids:torch.Tensor, *counts:int, x_id:int|None=None) -> list[int]:
-    "Start of each run of 'x' tokens (id `x_id`, default CLIP's) in the token ids `ids`, one run per entry of `counts` (its length)."
+    "Start of each run of 'x' tokens (id `x_id`, default CLIP's) in `ids`, one run per entry of `counts` (its length)."
     if x_id is None: x_id = open_clip.tokenize(['x'])[0, 1].item()
     pos = (ids == x_id).nonzero().flatten().tolist()
     starts, i = [], 0
@@ -30,7 +30,8 @@ def x_slots(ids:torch.Tensor, *counts:int, x_id:int|None=None) -> list[int]:
     return starts
 
 # %% ../nbs/02_prompts.ipynb #0000000a
-def _learnable(n:int, m:int, emb:nn.Embedding): return nn.Parameter(nn.init.normal_(emb.weight.new_empty(n, m, emb.embedding_dim), std=0.02))
+def _learnable(n:int, m:int, emb:nn.Embedding):
+    return nn.Parameter(nn.init.normal_(emb.weight.new_empty(n, m, emb.embedding_dim), std=0.02))
 
 class PromptLearner(nn.Module):
     "Learnable ID tokens (`id_ctx`, K×M×width) and domain tokens (`dm_ctx`, D×N×width) spliced into the two templates."
@@ -38,15 +39,14 @@ class PromptLearner(nn.Module):
         super().__init__()
         emb = clip_model.token_embedding
         self.id_ctx, self.dm_ctx = _learnable(n_ids, n_id_ctx, emb), _learnable(n_domains, n_dm_ctx, emb)
-        ids, dm_ids = self.tokenize(clip_model, id_template(n_id_ctx)), self.tokenize(clip_model, domain_template(n_id_ctx, n_dm_ctx))
+        ids = self.tokenize(clip_model, id_template(n_id_ctx))
+        dm_ids = self.tokenize(clip_model, domain_template(n_id_ctx, n_dm_ctx))
         x_id = self.tokenize(clip_model, 'x')[0, 1].item()
         (s,), (a, d) = x_slots(ids[0], n_id_ctx, x_id=x_id), x_slots(dm_ids[0], n_id_ctx, n_dm_ctx, x_id=x_id)
         with torch.no_grad(): e, e_dm = emb(ids), emb(dm_ids)
-        self.register_buffer('token_prefix', e[:, :s])
-        self.register_buffer('token_suffix', e[:, s + n_id_ctx:])
-        self.register_buffer('token_prefix_domain', e_dm[:, :a])
-        self.register_buffer('token_intermediate_domain', e_dm[:, a + n_id_ctx:d])
-        self.register_buffer('token_suffix_domain', e_dm[:, d + n_dm_ctx:])
+        cuts = dict(token_prefix=e[:, :s], token_suffix=e[:, s + n_id_ctx:], token_prefix_domain=e_dm[:, :a],
+                    token_intermediate_domain=e_dm[:, a + n_id_ctx:d], token_suffix_domain=e_dm[:, d + n_dm_ctx:])
+        for name, cut in cuts.items(): self.register_buffer(name, cut)
         self.eot = (self.read_index(ids), self.read_index(dm_ids))
 
     def tokenize(self, clip_model, text:str) -> torch.Tensor:
@@ -65,7 +65,8 @@ class PromptLearner(nn.Module):
         "Embedded prompts (B×77×width): the ID prompt of `labels`, or the domain prompt if `domains` is given."
         ctx = self.id_ctx[labels]
         parts = ([self.token_prefix, ctx, self.token_suffix] if domains is None else
-                 [self.token_prefix_domain, ctx.detach(), self.token_intermediate_domain, self.dm_ctx[domains], self.token_suffix_domain])
+                 [self.token_prefix_domain, ctx.detach(), self.token_intermediate_domain, self.dm_ctx[domains],
+                  self.token_suffix_domain])
         return torch.cat([p.expand(len(labels), -1, -1) for p in parts], dim=1)
 
 # %% ../nbs/02_prompts.ipynb #0000000c
@@ -78,7 +79,7 @@ class TextEncoder(nn.Module):
         self.register_buffer('attn_mask', clip_model.attn_mask, persistent=False)
 
     def forward(self, prompts:torch.Tensor, eot_index) -> torch.Tensor:
-        n = int(torch.as_tensor(eot_index).max()) + 1  # causal mask: tokens after the end-of-text change nothing, skip them
+        n = int(torch.as_tensor(eot_index).max()) + 1  # causal mask: tokens after end-of-text change nothing
         x = prompts[:, :n] + self.positional_embedding[:n].to(prompts.dtype)
         x = self.ln_final(self.transformer(x, attn_mask=self.attn_mask[:n, :n]))
         return x[torch.arange(len(x)), eot_index] @ self.text_projection

@@ -26,7 +26,8 @@ COLOURS = {'black': (30, 30, 32), 'white': (232, 232, 226), 'grey': (128, 128, 1
            'blue': (45, 85, 190), 'light blue': (135, 175, 228), 'red': (192, 35, 35), 'maroon': (112, 26, 42),
            'green': (45, 132, 62), 'olive': (112, 116, 50), 'yellow': (226, 196, 48), 'orange': (232, 126, 36),
            'pink': (236, 150, 182), 'purple': (116, 56, 148), 'brown': (106, 70, 40), 'beige': (206, 186, 146)}
-HAIR_COLOURS = {'black': (22, 19, 19), 'brown': (82, 52, 30), 'blonde': (212, 182, 112), 'grey': (152, 150, 148), 'red': (142, 62, 30)}
+HAIR_COLOURS = {'black': (22, 19, 19), 'brown': (82, 52, 30), 'blonde': (212, 182, 112), 'grey': (152, 150, 148),
+                'red': (142, 62, 30)}
 SKIN = ((238, 200, 170), (224, 180, 142), (192, 142, 102), (142, 96, 66), (96, 66, 46))
 # how common each choice is (relative weights)
 UPPER = dict(black=12, white=7, grey=7, navy=6, blue=5, red=4, maroon=3, green=3, olive=2, yellow=2.5, orange=2,
@@ -46,6 +47,7 @@ def _pick(rng, weights: dict, exclude=()):
     w = np.array([weights[n] for n in names], float)
     return names[rng.choice(len(names), p=w / w.sum())]
 
+# %% ../nbs/06_synth.ipynb #38717baa
 @dataclass(frozen=True)
 class Person:
     "One identity: coarse attributes (named in captions) and fine detail (only in the pixels)."
@@ -63,7 +65,8 @@ def draw_person(rng: np.random.Generator) -> Person:
     "A random identity drawn from `rng`."
     upper = _pick(rng, UPPER)
     return Person(
-        height=float(rng.uniform(0.86, 1.0)), width=float(rng.uniform(0.85, 1.15)), skin=int(rng.integers(len(SKIN))),
+        height=float(rng.uniform(0.86, 1.0)), width=float(rng.uniform(0.85, 1.15)),
+        skin=int(rng.integers(len(SKIN))),
         hair=_pick(rng, HAIR), hair_len=('short', 'long')[int(rng.random() < 0.3)],
         upper=upper, upper2=_pick(rng, ANY, exclude=(upper,)), pattern=_pick(rng, PATTERNS),
         sleeves=('long', 'short')[int(rng.random() < 0.4)],
@@ -84,7 +87,8 @@ def attributes(p: Person, view: str) -> dict:
     return dict(height='tall' if p.height > 0.96 else 'short' if p.height < 0.9 else 'medium', hair=p.hair,
                 hair_len=p.hair_len, upper=p.upper, pattern=p.pattern, upper2=p.upper2 if p.pattern != 'plain' else '',
                 sleeves=p.sleeves, lower=p.lower, lower_kind=p.lower_kind, shoes=p.shoes, bag=p.bag,
-                bag_colour=p.bag_colour if p.bag != 'none' else '', logo=p.logo[0] if p.logo and view == 'front' else '',
+                bag_colour=p.bag_colour if p.bag != 'none' else '',
+                logo=p.logo[0] if p.logo and view == 'front' else '',
                 view=view)
 
 def caption(p: Person, view: str, phrasing: int = 0) -> str:
@@ -98,7 +102,9 @@ def caption(p: Person, view: str, phrasing: int = 0) -> str:
     bag = f"{_art(p.bag_colour)} {p.bag_colour} {p.bag}" if a['bag_colour'] else ''
     hair = f"{p.hair_len} {p.hair} hair"
     if phrasing == 0: return f"{_art(who)} {who} with {hair}, {upper}, {lower}" + (f" and {bag}" if bag else '')
-    if phrasing == 1: return f"{_art(who)} {who} wearing {upper} and {lower}, {p.shoes} shoes, {hair}" + (f", carrying {bag}" if bag else '')
+    if phrasing == 1:
+        return (f"{_art(who)} {who} wearing {upper} and {lower}, {p.shoes} shoes, {hair}"
+                + (f", carrying {bag}" if bag else ''))
     return f"{view} view of {_art(who)} {who} in {upper} and {lower}" + (f" with {bag}" if bag else '') + f", {hair}"
 
 # %% ../nbs/06_synth.ipynb #0000000f
@@ -115,15 +121,20 @@ def _draw_legs(d, p, side, cx, u, top, hh, lw, facing, walk, lo, skin):
         x_hip = cx + sgn * (hh - lw / 2) * (0.3 if side else 1)
         x_ft = x_hip + sgn * spread * (facing if side else 0.3)
         x_kn = x_hip + (x_ft - x_hip) * (knee - y_hip) / (y_sole - y_hip)
-        d.polygon([(x_hip - lw / 2, y_hip), (x_hip + lw / 2, y_hip), (x_kn + lw / 2, knee), (x_kn - lw / 2, knee)], fill=lo)
+        d.polygon([(x_hip - lw / 2, y_hip), (x_hip + lw / 2, y_hip), (x_kn + lw / 2, knee), (x_kn - lw / 2, knee)],
+                  fill=lo)
         if knee < y_sole:
-            d.polygon([(x_kn - lw / 2.4, knee), (x_kn + lw / 2.4, knee), (x_ft + lw / 2.4, y_sole), (x_ft - lw / 2.4, y_sole)], fill=skin)
+            d.polygon([(x_kn - lw / 2.4, knee), (x_kn + lw / 2.4, knee),
+                       (x_ft + lw / 2.4, y_sole), (x_ft - lw / 2.4, y_sole)], fill=skin)
         toe = facing * 0.04 * u if side else 0
-        d.rectangle(_box(x_ft - lw / 2 + min(toe, 0), y_sole, x_ft + lw / 2 + max(toe, 0), top + u), fill=_rgb(p.shoes))
+        d.rectangle(_box(x_ft - lw / 2 + min(toe, 0), y_sole, x_ft + lw / 2 + max(toe, 0), top + u),
+                    fill=_rgb(p.shoes))
     d.rectangle(_box(cx - hh, y_hip - 0.01 * u, cx + hh, y_hip + 0.05 * u), fill=lo)
     if p.lower_kind == 'skirt':
-        d.polygon([(cx - hh, y_hip), (cx + hh, y_hip), (cx + hh * 1.5, top + 0.72 * u), (cx - hh * 1.5, top + 0.72 * u)], fill=lo)
+        d.polygon([(cx - hh, y_hip), (cx + hh, y_hip),
+                   (cx + hh * 1.5, top + 0.72 * u), (cx - hh * 1.5, top + 0.72 * u)], fill=lo)
 
+# %% ../nbs/06_synth.ipynb #73424e7e
 def _draw_torso(d, p, view, cx, u, y_sh, y_hip, sh, hh, up, up2):
     d.polygon([(cx - sh, y_sh), (cx + sh, y_sh), (cx + hh, y_hip), (cx - hh, y_hip)], fill=up)
     period, phase, thick = p.stripe
@@ -150,17 +161,20 @@ def _draw_head(d, p, view, hx, u, top, y_sh, skin, hair):
     cap, full = (_box(hx - 0.052 * u, top - 0.006 * u, hx + 0.052 * u, top + b * u) for b in (0.07, 0.12))
     if view == 'back':
         d.ellipse(full, fill=hair)
-        if p.hair_len == 'long': d.rectangle(_box(hx - 0.055 * u, top + 0.06 * u, hx + 0.055 * u, top + 0.25 * u), fill=hair)
+        if p.hair_len == 'long':
+            d.rectangle(_box(hx - 0.055 * u, top + 0.06 * u, hx + 0.055 * u, top + 0.25 * u), fill=hair)
     else: d.chord(cap, 180, 360, fill=hair)
 
-def draw_figure(d: ImageDraw.ImageDraw, p: Person, view: str, cx: float, foot: float, ph: float, facing: int = 1, walk: float = 0.):
-    "Draw `p` seen from `view` with the soles at (`cx`, `foot`), `ph` pixels tall, facing ±1 and walking phase in [-1, 1]."
+# %% ../nbs/06_synth.ipynb #9f53da54
+def draw_figure(d: ImageDraw.ImageDraw, p: Person, view: str, cx: float, foot: float, ph: float, facing: int = 1,
+                walk: float = 0.):
+    ("Draw `p` seen from `view` with the soles at (`cx`, `foot`), `ph` pixels tall, facing ±1 and walking phase "
+     "in [-1, 1].")
     u, top = ph, foot - ph
     up, up2 = _rgb(p.upper, p.shade[0]), _rgb(p.upper2, p.shade[0])
     lo, hair = _rgb(p.lower, p.shade[1]), _rgb(p.hair, p.shade[2], HAIR_COLOURS)
-    skin, bagc = SKIN[p.skin], _rgb(p.bag_colour)
-    side = view == 'side'
-    sh, hh = (0.075 if side else 0.13) * u * p.width, (0.07 if side else 0.10) * u * p.width   # shoulder, hip half-widths
+    skin, bagc = SKIN[p.skin], _rgb(p.bag_colour); side = view == 'side'
+    sh, hh = (0.075 if side else 0.13) * u * p.width, (0.07 if side else 0.10) * u * p.width  # shoulder/hip half-widths
     y_sh, y_hip = top + 0.15 * u, top + 0.50 * u
     lw, aw = 0.085 * u * p.width, 0.055 * u
     if p.hair_len == 'long' and view != 'back':                    # behind the body
@@ -174,13 +188,16 @@ def draw_figure(d: ImageDraw.ImageDraw, p: Person, view: str, cx: float, foot: f
         d.rectangle(_box(cx - 0.09 * u, y_sh + 0.02 * u, cx + 0.09 * u, y_sh + 0.24 * u), fill=bagc)
     if p.bag == 'backpack' and view == 'front':                    # the straps
         for sgn in (-1, 1):
-            d.line([(cx + sgn * sh * 0.6, y_sh), (cx + sgn * sh * 0.55, y_sh + 0.16 * u)], fill=bagc, width=max(1, int(0.02 * u)))
+            d.line([(cx + sgn * sh * 0.6, y_sh), (cx + sgn * sh * 0.55, y_sh + 0.16 * u)], fill=bagc,
+                   width=max(1, int(0.02 * u)))
     sleeve_end = y_hip if p.sleeves == 'long' else y_sh + 0.11 * u
     arms = [(cx + facing * walk * 0.05 * u, cx)] if side else [(cx + s * (sh + aw / 2),) * 2 for s in (-1, 1)]
     for x_hand, x_sh in arms:
-        d.polygon([(x_sh - aw / 2, y_sh + 0.01 * u), (x_sh + aw / 2, y_sh + 0.01 * u), (x_hand + aw / 2, y_hip), (x_hand - aw / 2, y_hip)], fill=skin)
+        d.polygon([(x_sh - aw / 2, y_sh + 0.01 * u), (x_sh + aw / 2, y_sh + 0.01 * u),
+                   (x_hand + aw / 2, y_hip), (x_hand - aw / 2, y_hip)], fill=skin)
         xs = x_sh + (x_hand - x_sh) * (sleeve_end - y_sh) / (y_hip - y_sh)
-        d.polygon([(x_sh - aw / 2, y_sh), (x_sh + aw / 2, y_sh), (xs + aw / 2, sleeve_end), (xs - aw / 2, sleeve_end)], fill=up)
+        d.polygon([(x_sh - aw / 2, y_sh), (x_sh + aw / 2, y_sh), (xs + aw / 2, sleeve_end), (xs - aw / 2, sleeve_end)],
+                  fill=up)
         d.ellipse(_box(x_hand - aw / 2, y_hip - 0.01 * u, x_hand + aw / 2, y_hip + 0.045 * u), fill=skin)
     if p.bag == 'handbag':
         bag_x = -p.bag_side if view == 'front' else p.bag_side    # the bag's side in image coordinates
@@ -217,6 +234,7 @@ class Style:
     saturation: float = 1.           # chroma gain of the camera pipeline
     gamma: float = 1.                # tone curve: out = in ** gamma (on [0, 1])
 
+# %% ../nbs/06_synth.ipynb #adb6170a
 @dataclass(frozen=True)
 class Look:
     "The fixed look of one camera of a domain."
@@ -231,7 +249,8 @@ def camera_look(style: Style, cam: int, seed: int = 0) -> Look:
     wall, floor = jit(style.walls[rng.integers(len(style.walls))]), jit(style.floors[rng.integers(len(style.floors))])
     chan = tuple(float(t * (1 + rng.normal(0, style.cast))) for t in style.tint)
     views = np.array(style.views) * np.exp(rng.normal(0, 0.5, 3))
-    waves = tuple(tuple(float(v) for v in (rng.uniform(0.5, 4), rng.uniform(0.5, 6), rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 1)))
+    waves = tuple(tuple(float(v) for v in (rng.uniform(0.5, 4), rng.uniform(0.5, 6), rng.uniform(0, 2 * np.pi),
+                                           rng.uniform(0.3, 1)))
                   for _ in range(3))
     clutter = tuple(jit(style.walls[rng.integers(len(style.walls))]) for _ in range(4))
     look = Look(wall, floor, float(rng.uniform(0.35, 0.65)), float(rng.uniform(*style.light)), chan,
@@ -258,6 +277,7 @@ def _cut(rng, big, h, w, y0=None):
     x0 = int(rng.integers(0, big.shape[1] - w + 1))
     return big[y0:y0 + h, x0:x0 + w]
 
+# %% ../nbs/06_synth.ipynb #12bc0e35
 def rendition_matrix(hue: float, saturation: float = 1.) -> np.ndarray:
     "3×3 colour matrix: the chroma rotated by `hue` degrees about the grey axis and scaled by `saturation`."
     grey = np.full((3, 3), 1 / 3)
@@ -282,6 +302,7 @@ def _light(img: np.ndarray, rng, look: Look, style: Style, condition: int, seed:
     img += _cut(rng, _noise_bank(style.size[0], style.size[1], seed), h, w) * np.float32(style.noise)
     return np.clip(img, 0, 255).astype(np.uint8)
 
+# %% ../nbs/06_synth.ipynb #b1dd011f
 def _colour(c): return tuple(int(v) for v in c)
 
 def render(p: Person, style: Style, cam: int = 0, key=(0,), seed: int = 0, condition: int = 0, view: str|None = None,
@@ -294,11 +315,13 @@ def render(p: Person, style: Style, cam: int = 0, key=(0,), seed: int = 0, condi
     dh, dw = max(16, int(h * style.low_res)), max(8, int(w * style.low_res))
     view = view or VIEWS[rng.choice(3, p=look.views)]
     big = _scene(look, style.texture, int(style.size[0] * style.low_res), int(style.size[1] * style.low_res))
-    im = Image.fromarray(np.clip(_cut(rng, big, dh, dw, big.shape[0] // 4 + rng.normal(0, 0.03) * dh), 0, 255).astype(np.uint8))
+    im = Image.fromarray(np.clip(_cut(rng, big, dh, dw, big.shape[0] // 4 + rng.normal(0, 0.03) * dh), 0, 255)
+                         .astype(np.uint8))
     d = ImageDraw.Draw(im)
     for _ in range(rng.poisson(style.clutter)):
         x0, y0 = rng.uniform(-0.2, 1) * dw, rng.uniform(0, 0.8) * dh
-        d.rectangle(_box(x0, y0, x0 + rng.uniform(0.1, 0.5) * dw, y0 + rng.uniform(0.05, 0.4) * dh), fill=_colour(look.clutter[rng.integers(4)]))
+        d.rectangle(_box(x0, y0, x0 + rng.uniform(0.1, 0.5) * dw, y0 + rng.uniform(0.05, 0.4) * dh),
+                    fill=_colour(look.clutter[rng.integers(4)]))
     ph = dh * rng.uniform(*style.fill) * p.height
     foot, cx = dh * rng.uniform(0.95, 0.995), dw * (0.5 + rng.normal(0, 0.03))
     facing, walk = int(rng.choice((-1, 1))), float(rng.uniform(-1, 1))
@@ -308,62 +331,80 @@ def render(p: Person, style: Style, cam: int = 0, key=(0,), seed: int = 0, condi
     draw_figure(d, p, view, cx, foot, ph, facing, walk)
     if rng.random() < style.occlusion:
         x0 = rng.uniform(-0.3, 0.7) * dw
-        d.rectangle(_box(x0, dh * rng.uniform(0.55, 0.85), x0 + rng.uniform(0.3, 0.6) * dw, dh), fill=_colour(look.clutter[rng.integers(4)]))
+        d.rectangle(_box(x0, dh * rng.uniform(0.55, 0.85), x0 + rng.uniform(0.3, 0.6) * dw, dh),
+                    fill=_colour(look.clutter[rng.integers(4)]))
     if style.blur: im = im.filter(ImageFilter.GaussianBlur(style.blur * style.low_res))
     if (dh, dw) != (h, w): im = im.resize((w, h), Image.BILINEAR)
     return Image.fromarray(_light(np.asarray(im, np.float32), rng, look, style, condition, seed)), view
 
 # %% ../nbs/06_synth.ipynb #00000017
 STYLES = {s.name: s for s in [
-    Style('Market1501', (128, 64), cameras=6, walls=((150, 160, 150), (120, 140, 110), (172, 162, 142)),
-          floors=((140, 140, 135), (118, 124, 114)), light=(0.9, 1.2), cast=0.07, tint=(1.02, 1., 0.97), blur=0.5, noise=3,
+    Style('Market1501', (128, 64), cameras=6,
+          walls=((150, 160, 150), (120, 140, 110), (172, 162, 142)), floors=((140, 140, 135), (118, 124, 114)),
+          light=(0.9, 1.2), cast=0.07, tint=(1.02, 1., 0.97), blur=0.5, noise=3,
           hue=10, saturation=1.5, gamma=0.75),
-    Style('MSMT17', (128, 48), size_jitter=0.2, cameras=15, walls=((160, 150, 140), (110, 115, 125), (190, 180, 160)),
-          floors=((120, 120, 125), (150, 140, 120)), clutter=4, texture=10, light=(0.75, 1.2), cast=0.1, blur=0.6, noise=4,
-          views=(0.35, 0.35, 0.3), quality=85,
-          conditions=((0.85, (0.95, 1., 1.08)), (1.15, (1.03, 1.02, 0.95)), (0.95, (1.08, 0.98, 0.88))),  # morning, noon, afternoon
+    Style('MSMT17', (128, 48), size_jitter=0.2, cameras=15,
+          walls=((160, 150, 140), (110, 115, 125), (190, 180, 160)), floors=((120, 120, 125), (150, 140, 120)),
+          clutter=4, texture=10, light=(0.75, 1.2), cast=0.1, blur=0.6, noise=4, views=(0.35, 0.35, 0.3), quality=85,
+          # lighting conditions: morning, noon, afternoon
+          conditions=((0.85, (0.95, 1., 1.08)), (1.15, (1.03, 1.02, 0.95)), (0.95, (1.08, 0.98, 0.88))),
           hue=-65, saturation=0.55, gamma=1.2),
-    Style('CUHK03', (128, 48), size_jitter=0.1, cameras=10, walls=((90, 100, 120), (120, 110, 100)), floors=((80, 85, 95),),
-          clutter=2, texture=8, light=(0.7, 1.), cast=0.05, tint=(0.95, 0.98, 1.08), blur=1.2, noise=4, views=(0.45, 0.45, 0.1),
+    Style('CUHK03', (128, 48), size_jitter=0.1, cameras=10,
+          walls=((90, 100, 120), (120, 110, 100)), floors=((80, 85, 95),), clutter=2, texture=8,
+          light=(0.7, 1.), cast=0.05, tint=(0.95, 0.98, 1.08), blur=1.2, noise=4, views=(0.45, 0.45, 0.1),
           low_res=0.6, hue=70, saturation=0.8),
-    Style('CUHK02', (128, 48), cameras=10, walls=((170, 170, 165), (140, 150, 160)), floors=((150, 145, 140),), clutter=1,
-          texture=6, light=(0.9, 1.15), cast=0.04, blur=0.4, noise=2, views=(0.5, 0.4, 0.1), hue=25),
-    Style('CUHK-SYSU', (112, 48), size_jitter=0.3, cameras=60, walls=((170, 160, 150), (90, 90, 100), (200, 190, 170), (120, 100, 90)),
-          floors=((130, 125, 120), (100, 100, 100)), clutter=5, texture=16, light=(0.7, 1.3), cast=0.12, blur=0.7, noise=3,
+    Style('CUHK02', (128, 48), cameras=10,
+          walls=((170, 170, 165), (140, 150, 160)), floors=((150, 145, 140),), clutter=1, texture=6,
+          light=(0.9, 1.15), cast=0.04, blur=0.4, noise=2, views=(0.5, 0.4, 0.1), hue=25),
+    Style('CUHK-SYSU', (112, 48), size_jitter=0.3, cameras=60,
+          walls=((170, 160, 150), (90, 90, 100), (200, 190, 170), (120, 100, 90)),
+          floors=((130, 125, 120), (100, 100, 100)), clutter=5, texture=16,
+          light=(0.7, 1.3), cast=0.12, blur=0.7, noise=3,
           views=(0.45, 0.3, 0.25), quality=85, hue=-5),
-    Style('PRID', (128, 64), cameras=2, walls=((120, 150, 110), (160, 150, 140)), floors=((130, 130, 130),), light=(0.6, 1.3),
-          cast=0.15, blur=0.6, noise=3, views=(0.3, 0.4, 0.3), hue=-60, saturation=1.1),
-    Style('GRID', (96, 40), size_jitter=0.25, low_res=0.5, cameras=8, walls=((70, 65, 60), (90, 85, 80)), floors=((60, 60, 65),),
-          clutter=4, texture=8, light=(0.6, 1.), cast=0.1, tint=(1.05, 1., 0.85), blur=1., noise=7, views=(0.35, 0.35, 0.3),
+    Style('PRID', (128, 64), cameras=2,
+          walls=((120, 150, 110), (160, 150, 140)), floors=((130, 130, 130),),
+          light=(0.6, 1.3), cast=0.15, blur=0.6, noise=3, views=(0.3, 0.4, 0.3), hue=-60, saturation=1.1),
+    Style('GRID', (96, 40), size_jitter=0.25, low_res=0.5, cameras=8,
+          walls=((70, 65, 60), (90, 85, 80)), floors=((60, 60, 65),), clutter=4, texture=8,
+          light=(0.6, 1.), cast=0.1, tint=(1.05, 1., 0.85), blur=1., noise=7, views=(0.35, 0.35, 0.3),
           fill=(0.6, 0.9), occlusion=0.15, quality=70, saturation=0.45, gamma=1.35),
-    Style('VIPeR', (128, 48), cameras=2, walls=((150, 150, 140), (110, 130, 100), (180, 170, 150)),
-          floors=((140, 135, 130), (110, 110, 110)), texture=14, light=(0.8, 1.25), cast=0.1, blur=0.5, noise=3,
+    Style('VIPeR', (128, 48), cameras=2,
+          walls=((150, 150, 140), (110, 130, 100), (180, 170, 150)), floors=((140, 135, 130), (110, 110, 110)),
+          texture=14, light=(0.8, 1.25), cast=0.1, blur=0.5, noise=3,
           hue=40, saturation=1.15),
-    Style('iLIDS', (128, 64), size_jitter=0.15, cameras=8, walls=((190, 180, 160), (160, 150, 130)), floors=((170, 160, 150),),
-          clutter=5, texture=6, light=(0.9, 1.2), cast=0.06, tint=(1.08, 1., 0.88), blur=0.6, noise=3, views=(0.4, 0.3, 0.3),
-          occlusion=0.35, hue=60, saturation=0.9)]}
+    Style('iLIDS', (128, 64), size_jitter=0.15, cameras=8,
+          walls=((190, 180, 160), (160, 150, 130)), floors=((170, 160, 150),), clutter=5, texture=6,
+          light=(0.9, 1.2), cast=0.06, tint=(1.08, 1., 0.88), blur=0.6, noise=3,
+          views=(0.4, 0.3, 0.3), occlusion=0.35, hue=60, saturation=0.9)]}
 
+# %% ../nbs/06_synth.ipynb #85df3110
 PRETRAIN_STYLES = {s.name: s for s in [
-    Style('studio', cameras=4, walls=((220, 200, 230), (200, 230, 220)), floors=((225, 215, 210),), clutter=0, texture=3,
+    Style('studio', cameras=4,
+          walls=((220, 200, 230), (200, 230, 220)), floors=((225, 215, 210),), clutter=0, texture=3,
           light=(1., 1.1), cast=0.03, blur=0.2, noise=1),
-    Style('night', cameras=4, walls=((30, 30, 60), (50, 20, 50)), floors=((40, 40, 50),), clutter=6, texture=10,
+    Style('night', cameras=4,
+          walls=((30, 30, 60), (50, 20, 50)), floors=((40, 40, 50),), clutter=6, texture=10,
           light=(0.9, 1.3), tint=(0.85, 0.95, 1.2), blur=0.6, noise=6),
-    Style('snow', cameras=4, walls=((235, 240, 245),), floors=((245, 245, 250),), clutter=1, texture=5, light=(1., 1.2),
-          tint=(0.97, 1., 1.05), contrast=0.8, blur=0.3, noise=2),
-    Style('sepia', cameras=4, low_res=0.7, walls=((200, 170, 120),), floors=((180, 150, 110),), clutter=3, texture=8,
+    Style('snow', cameras=4,
+          walls=((235, 240, 245),), floors=((245, 245, 250),), clutter=1, texture=5,
+          light=(1., 1.2), tint=(0.97, 1., 1.05), contrast=0.8, blur=0.3, noise=2),
+    Style('sepia', cameras=4, low_res=0.7,
+          walls=((200, 170, 120),), floors=((180, 150, 110),), clutter=3, texture=8,
           tint=(1.15, 1., 0.75), contrast=0.9, blur=0.8, noise=4)]}
 
 # %% ../nbs/06_synth.ipynb #0000001f
 DATASETS = ('Market1501', 'MSMT17', 'CUHK03', 'CUHK02', 'CUHK-SYSU', 'PRID', 'GRID', 'VIPeR', 'iLIDS')
 FOLDERS = {'Market1501': 'Market-1501-v15.09.15', 'MSMT17': 'MSMT17_V1', 'CUHK03': 'cuhk03', 'CUHK02': 'cuhk02',
            'CUHK-SYSU': 'cuhk_sysu', 'PRID': 'PRID', 'GRID': 'underground_reid', 'VIPeR': 'VIPeR', 'iLIDS': 'iLIDS'}
-SCALES = {'mini': dict(large=1 / 20, huge=1 / 40, small=1 / 2, floor=8, pretrain=(4, 300, 4)),   # pretrain: domains, ids, images per id
+# pretrain: domains, ids, images per id
+SCALES = {'mini': dict(large=1 / 20, huge=1 / 40, small=1 / 2, floor=8, pretrain=(4, 300, 4)),
           'smoke': dict(large=0., huge=0., small=0., floor=4, pretrain=(2, 4, 2))}
 
 def _r(x): return int(math.floor(x + 0.5))
 
 def _scale(scale):
-    if scale not in SCALES: raise ValueError(f"scale={scale!r} is not a synthetic-world scale; choose one of {list(SCALES)}")
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} is not a synthetic-world scale; choose one of {list(SCALES)}")
     return SCALES[scale]
 
 def world_numbers(scale: str = 'mini') -> dict:
@@ -377,10 +418,12 @@ def world_numbers(scale: str = 'mini') -> dict:
     prid, grid = ids(200, 'small', even=True), ids(250, 'small', even=True)
     return {
         'Market1501': dict(train_ids=m_tr, test_ids=m_te, train=_r(m_tr * 12936 / 751), query=_r(m_te * 3368 / 750),
-                           gallery=_r(m_te * 13120 / 750), distractors=_r(m_te * 2793 / 750), junk=_r(m_te * 3819 / 750)),
+                           gallery=_r(m_te * 13120 / 750), distractors=_r(m_te * 2793 / 750),
+                           junk=_r(m_te * 3819 / 750)),
         'MSMT17': dict(train_ids=ms_tr, test_ids=ms_te, train=_r(ms_tr * 30248 / 1041), val=_r(ms_tr * 2373 / 1041),
                        query=_r(ms_te * 11659 / 3060), gallery=_r(ms_te * 82161 / 3060)),
-        'CUHK03': dict(train_ids=c3_tr, test_ids=c3_te, train=_r(c3_tr * 7368 / 767), query=2 * c3_te, gallery=_r(c3_te * 5328 / 700)),
+        'CUHK03': dict(train_ids=c3_tr, test_ids=c3_te, train=_r(c3_tr * 7368 / 767), query=2 * c3_te,
+                       gallery=_r(c3_te * 5328 / 700)),
         'CUHK02': dict(pairs=[max(s['floor'] // 2, _r(n * s['large'])) for n in (971, 306, 107, 193, 239)]),
         'CUHK-SYSU': dict(ids=sysu, images=_r(sysu * 34574 / 11934)),
         'PRID': dict(shared=prid, cam_a=_r(prid * 385 / 200), cam_b=_r(prid * 749 / 200)),
@@ -398,19 +441,24 @@ def expected_counts(scale: str = 'mini') -> dict:
     return {
         'Market1501': dict(train=c(m['train'], m['train_ids']), query=c(m['query'], m['test_ids']),
                            gallery=c(m['gallery'] + m['distractors'], m['test_ids'] + 1), junk=c(m['junk'], 0),
-                           files=c(m['train'] + m['query'] + m['gallery'] + m['distractors'] + m['junk'], m['train_ids'] + m['test_ids'])),
+                           files=c(m['train'] + m['query'] + m['gallery'] + m['distractors'] + m['junk'],
+                                   m['train_ids'] + m['test_ids'])),
         'MSMT17': dict(train=c(ms['train'], ms['train_ids']), val=c(ms['val'], min(ms['train_ids'], ms['val'])),
                        query=c(ms['query'], ms['test_ids']), gallery=c(ms['gallery'], ms['test_ids']),
-                       files=c(ms['train'] + ms['val'] + ms['query'] + ms['gallery'], ms['train_ids'] + ms['test_ids'])),
-        'CUHK03': dict(train=c(c3['train'], c3['train_ids']), query=c(c3['query'], c3['test_ids']), gallery=c(c3['gallery'], c3['test_ids']),
+                       files=c(ms['train'] + ms['val'] + ms['query'] + ms['gallery'],
+                               ms['train_ids'] + ms['test_ids'])),
+        'CUHK03': dict(train=c(c3['train'], c3['train_ids']), query=c(c3['query'], c3['test_ids']),
+                       gallery=c(c3['gallery'], c3['test_ids']),
                        files=c(c3['train'] + c3['query'] + c3['gallery'], c3['train_ids'] + c3['test_ids'])),
         'CUHK02': dict(train=c(4 * sum(c2[:4]), sum(c2[:4])), query=c(2 * c2[4], c2[4]), gallery=c(2 * c2[4], c2[4]),
                        files=c(4 * sum(c2), sum(c2))),
         'CUHK-SYSU': dict(train=c(sy['images'], sy['ids']), files=c(sy['images'], sy['ids'])),
         'PRID': dict(train=c(2 * t, t), query=c(t, t), gallery=c(t + pr['cam_b'] - s, t + pr['cam_b'] - s),
                      files=c(pr['cam_a'] + pr['cam_b'], pr['cam_a'] + pr['cam_b'] - s)),
-        'GRID': dict(train=c(2 * g, g), query=c(g, g), gallery=c(g + gr['distractors'], g + 1), files=c(2 * gr['ids'] + gr['distractors'], gr['ids'])),
-        'VIPeR': dict(train=c(vi, vi // 2), query=c(vi // 2, vi // 2), gallery=c(vi // 2, vi // 2), files=c(2 * vi, vi)),
+        'GRID': dict(train=c(2 * g, g), query=c(g, g), gallery=c(g + gr['distractors'], g + 1),
+                     files=c(2 * gr['ids'] + gr['distractors'], gr['ids'])),
+        'VIPeR': dict(train=c(vi, vi // 2), query=c(vi // 2, vi // 2), gallery=c(vi // 2, vi // 2),
+                      files=c(2 * vi, vi)),
         'iLIDS': dict(train=c(il['per_id'] * (il['ids'] // 2), il['ids'] // 2), query=c(it, it), gallery=c(it, it),
                       files=c(il['per_id'] * il['ids'], il['ids']))}
 
@@ -424,7 +472,8 @@ class Shot:
 def _spread(total, n, rng, lo=1, hi=10**9) -> np.ndarray:
     "`n` random ints between `lo` and `hi` (scalars or arrays) that sum to `total`."
     lo, hi = np.broadcast_to(lo, (n,)).astype(int), np.broadcast_to(hi, (n,)).astype(int)
-    if not lo.sum() <= total <= hi.sum(): raise ValueError(f"cannot spread {total} over {n} parts between {lo.min()} and {hi.max()}")
+    if not lo.sum() <= total <= hi.sum():
+        raise ValueError(f"cannot spread {total} over {n} parts between {lo.min()} and {hi.max()}")
     c = lo.copy()
     while c.sum() < total:
         room = hi - c
@@ -441,7 +490,8 @@ class _Planner:
         self.shots, self.files = [], {}
     def person(self, local): return self.code * 10**6 + int(local)
     def add(self, path, local, cam, **kw):
-        self.shots.append(Shot(path, self.person(local), self.name, int(cam), (self.seed, 2, self.code, len(self.shots)), **kw))
+        self.shots.append(Shot(path, self.person(local), self.name, int(cam),
+                               (self.seed, 2, self.code, len(self.shots)), **kw))
     def cams(self, n_img, pool, k):
         "Cameras of `n_img` images of one person seen by `k` cameras of `pool` (all k used when n_img >= k)."
         chosen = self.rng.choice(pool, size=k, replace=False)
@@ -455,18 +505,21 @@ def _plan_market(n, seed):
     frame = np.zeros(7, int)
     def add(folder, pid, cam, local, misalign=0.):
         frame[cam] += p.rng.integers(5, 60)
-        name = f"{'-1' if pid < 0 else f'{pid:04d}'}_c{cam}s{p.rng.integers(1, 7)}_{frame[cam]:06d}_{p.rng.integers(1, 4):02d}.jpg"
+        name = (f"{'-1' if pid < 0 else f'{pid:04d}'}_c{cam}s{p.rng.integers(1, 7)}_{frame[cam]:06d}"
+                f"_{p.rng.integers(1, 4):02d}.jpg")
         p.add(f"{root}/{folder}/{name}", local, cam - 1, misalign=misalign)
     for pid, k in zip(train, _spread(n['train'], len(train), p.rng, lo=2)):
         for cam in p.cams(k, np.arange(1, 7), min(k, p.rng.integers(2, 7))): add('bounding_box_train', pid, cam, pid)
     n_cams = p.rng.integers(5, 7, len(test))
-    queries, gallery = _spread(n['query'], len(test), p.rng, hi=n_cams), _spread(n['gallery'], len(test), p.rng, lo=n_cams)
+    queries, gallery = (_spread(n['query'], len(test), p.rng, hi=n_cams),
+                        _spread(n['gallery'], len(test), p.rng, lo=n_cams))
     for pid, k, q, g in zip(test, n_cams, queries, gallery):
         cams = p.rng.choice(np.arange(1, 7), size=k, replace=False)
         for cam in p.rng.choice(cams, size=q, replace=False): add('query', pid, cam, pid)
         for j in p.rng.permutation(g): add('bounding_box_test', pid, cams[j % k], pid)
     for i in range(n['distractors']): add('bounding_box_test', 0, p.rng.integers(1, 7), DISTRACTOR + i, misalign=0.7)
-    for i in range(n['junk']): add('bounding_box_test', -1, p.rng.integers(1, 7), DISTRACTOR + 5 * 10**4 + i, misalign=1.2)
+    for i in range(n['junk']):
+        add('bounding_box_test', -1, p.rng.integers(1, 7), DISTRACTOR + 5 * 10**4 + i, misalign=1.2)
     return p
 
 # %% ../nbs/06_synth.ipynb #0000002a
@@ -475,7 +528,8 @@ def _plan_msmt(n, seed):
     days, times = ('0113', '0114', '0302', '0303'), ('morning', 'noon', 'afternoon')
     def add(folder, pid, idx, cam, local):
         t = int(p.rng.integers(3))
-        name = f"{pid:04d}_{idx:03d}_{cam:02d}_{days[p.rng.integers(4)]}{times[t]}_{p.rng.integers(10000):04d}_{p.rng.integers(3)}.jpg"
+        name = (f"{pid:04d}_{idx:03d}_{cam:02d}_{days[p.rng.integers(4)]}{times[t]}"
+                f"_{p.rng.integers(10000):04d}_{p.rng.integers(3)}.jpg")
         p.add(f"{root}/{folder}/{pid:04d}/{name}", local, cam - 1, condition=t)
         return f"{pid:04d}/{name} {pid}"
     lists = {k: [] for k in ('train', 'val', 'query', 'gallery')}
@@ -487,7 +541,8 @@ def _plan_msmt(n, seed):
         for idx, cam in enumerate(p.cams(total, np.arange(1, 16), min(total, p.rng.integers(2, 7)))):
             lists['train' if idx < k else 'val'].append(add('train', pid, idx, cam, pid))
     n_cams = p.rng.integers(2, 7, te)
-    for pid, k, q, g in zip(range(te), n_cams, _spread(n['query'], te, p.rng), _spread(n['gallery'], te, p.rng, lo=n_cams)):
+    for pid, k, q, g in zip(range(te), n_cams, _spread(n['query'], te, p.rng),
+                            _spread(n['gallery'], te, p.rng, lo=n_cams)):
         cams = p.cams(g, np.arange(1, 16), k)                     # the gallery covers all k cameras
         for idx, cam in enumerate(cams + [int(c) for c in p.rng.choice(cams, size=q)]):
             lists['gallery' if idx < g else 'query'].append(add('test', pid, idx, cam, 10**5 + pid))
@@ -516,10 +571,12 @@ def _cuhk03_side_files(kind, files, labels, views, part):
                train_idx=col(idx['train'] + 1), query_idx=col(idx['query'] + 1), gallery_idx=col(idx['gallery'] + 1))
     return {f"cuhk03/splits_new_{kind}.json": json.dumps([split]), f"cuhk03/cuhk03_new_protocol_config_{kind}.mat": mat}
 
+# %% ../nbs/06_synth.ipynb #e3489639
 def _plan_cuhk03(n, seed):
     p = _Planner('CUHK03', seed)
     tr, te = n['train_ids'], n['test_ids']
-    people = [(pair + 1, pid + 1) for pair, k in enumerate(_largest_remainder(tr + te, (843, 440, 77, 58, 49))) for pid in range(k)]
+    people = [(pair + 1, pid + 1) for pair, k in enumerate(_largest_remainder(tr + te, (843, 440, 77, 58, 49)))
+              for pid in range(k)]
     is_train = np.zeros(tr + te, bool); is_train[p.rng.permutation(tr + te)[:tr]] = True
     totals = np.zeros(tr + te, int)
     totals[is_train] = _spread(n['train'], tr, p.rng, lo=2, hi=10)
@@ -530,7 +587,8 @@ def _plan_cuhk03(n, seed):
         query = [int(p.rng.integers(k)) for k in per_view]
         for view in (1, 2):
             for j in range(per_view[view - 1]):
-                files.append(f"{pair}_{pid:03d}_{view}_{j + 1 + 5 * (view - 1):02d}.png"); labels.append(label); views.append(view)
+                files.append(f"{pair}_{pid:03d}_{view}_{j + 1 + 5 * (view - 1):02d}.png")
+                labels.append(label); views.append(view)
                 part.append('train' if train else 'query' if j == query[view - 1] else 'gallery')
     for i, (f, label, view) in enumerate(zip(files, labels, views)):
         for kind, misalign in (('labeled', 0.), ('detected', 0.35)):
@@ -547,14 +605,17 @@ def _plan_cuhk02(n, seed):
             for cam in (1, 2):
                 for j in (1, 2):
                     view = VIEWS[p.rng.integers(2)] if cam == 1 or p.rng.random() > 0.7 else 'side'
-                    p.add(f"cuhk02/P{pair}/cam{cam}/{pid:03d}_{j + 2 * (cam - 1)}.png", pair * 10**4 + pid, 2 * (pair - 1) + cam - 1, view=view)
+                    p.add(f"cuhk02/P{pair}/cam{cam}/{pid:03d}_{j + 2 * (cam - 1)}.png", pair * 10**4 + pid,
+                          2 * (pair - 1) + cam - 1, view=view)
     return p
 
 def _plan_sysu(n, seed):
     p = _Planner('CUHK-SYSU', seed)
     scenes = iter(np.sort(p.rng.choice(np.arange(1, 3 * n['images']), n['images'], replace=False)))
     for pid, k in enumerate(_spread(n['images'], n['ids'], p.rng, lo=2), 1):
-        for _ in range(k): p.add(f"cuhk_sysu/cropped_images/p{pid}_s{next(scenes)}.jpg", pid, p.rng.integers(STYLES['CUHK-SYSU'].cameras))
+        for _ in range(k):
+            p.add(f"cuhk_sysu/cropped_images/p{pid}_s{next(scenes)}.jpg", pid,
+                  p.rng.integers(STYLES['CUHK-SYSU'].cameras))
     return p
 
 # %% ../nbs/06_synth.ipynb #00000030
@@ -562,9 +623,11 @@ def _plan_prid(n, seed):
     p, s = _Planner('PRID', seed), n['shared']
     for cam, count in (('a', n['cam_a']), ('b', n['cam_b'])):
         for i in range(1, count + 1):
-            p.add(f"PRID/single_shot/cam_{cam}/person_{i:04d}.png", i if i <= s else (1 if cam == 'a' else 2) * 10**5 + i, cam == 'b')
+            p.add(f"PRID/single_shot/cam_{cam}/person_{i:04d}.png",
+                  i if i <= s else (1 if cam == 'a' else 2) * 10**5 + i, cam == 'b')
     trains = [sorted(p.rng.choice(np.arange(1, s + 1), s // 2, replace=False).tolist()) for _ in range(10)]
-    p.files["PRID/splits_single_shot.json"] = json.dumps([dict(train=tr, test=sorted(set(range(1, s + 1)) - set(tr))) for tr in trains])
+    p.files["PRID/splits_single_shot.json"] = json.dumps([dict(train=tr, test=sorted(set(range(1, s + 1)) - set(tr)))
+                                                          for tr in trains])
     return p
 
 def _grid_partitions(rng, n_ids):
@@ -589,6 +652,7 @@ def _plan_grid(n, seed):
     p.files[f"{root}/features_and_partitions.mat"] = dict(trainIdxAll=_grid_partitions(p.rng, n['ids']))
     return p
 
+# %% ../nbs/06_synth.ipynb #e94a7247
 VIPER_ANGLES = {0: 'front', 45: 'front', 90: 'side', 135: 'back', 180: 'back'}
 
 def _plan_viper(n, seed):
@@ -620,7 +684,8 @@ def _plan_ilids(n, seed):
     for _ in range(10):
         order = p.rng.permutation(list(names)); train, test = order[:n['ids'] // 2], order[n['ids'] // 2:]
         qg = [p.rng.choice(names[pid], 2, replace=False).tolist() for pid in test]
-        splits.append(dict(train=[f for pid in train for f in names[pid]], query=[q for q, _ in qg], gallery=[g for _, g in qg]))
+        splits.append(dict(train=[f for pid in train for f in names[pid]], query=[q for q, _ in qg],
+                           gallery=[g for _, g in qg]))
     p.files["iLIDS/splits.json"] = json.dumps(splits)
     return p
 
@@ -651,9 +716,11 @@ def plan_pretrain(scale: str = 'mini', seed: int = 0) -> tuple[list, list]:
             key = (PRETRAIN_CODE + d) * 10**6 + pid
             for j in range(per_id):
                 view, path = VIEWS[rng.integers(3)], f"images/{name}_{pid:05d}_{j}.png"
-                shots.append(Shot(f"pretrain/{path}", key, name, int(rng.integers(style.cameras)), (seed, 2, PRETRAIN_CODE + d, len(shots)), view=view))
+                shots.append(Shot(f"pretrain/{path}", key, name, int(rng.integers(style.cameras)),
+                                  (seed, 2, PRETRAIN_CODE + d, len(shots)), view=view))
                 p = person_of(key, seed)
-                records.append(dict(image=path, caption=caption(p, view, int(rng.integers(3))), attributes=attributes(p, view)))
+                records.append(dict(image=path, caption=caption(p, view, int(rng.integers(3))),
+                                    attributes=attributes(p, view)))
     return shots, records
 
 # %% ../nbs/06_synth.ipynb #000000a1
@@ -662,7 +729,8 @@ SHARED_STYLE = replace(STYLES['Market1501'], name='shared', cameras=60,
                        conditions=((1., (1., 1., 1.)),) * 3)   # MSMT17's three times of day, all alike
 
 def _styles(styles: str) -> str:
-    if styles not in STYLE_MODES: raise ValueError(f"styles={styles!r} is not a world style mode; choose one of {list(STYLE_MODES)}")
+    if styles not in STYLE_MODES:
+        raise ValueError(f"styles={styles!r} is not a world style mode; choose one of {list(STYLE_MODES)}")
     return styles
 
 def _digest(obj) -> str: return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:8]
@@ -697,7 +765,8 @@ def _draw_shots(job) -> int:
         style = style_of(s.style, styles)
         im, _ = render(person_of(s.person, seed), style, s.cam, s.key, seed, s.condition, s.view, s.misalign)
         fmt, lossy = FORMATS[Path(s.path).suffix]
-        im.save(Path(root) / s.path, fmt, **(dict(quality=style.quality) if lossy else dict(compress_level=1) if fmt == 'PNG' else {}))
+        im.save(Path(root) / s.path, fmt,
+                **(dict(quality=style.quality) if lossy else dict(compress_level=1) if fmt == 'PNG' else {}))
     return len(shots)
 
 def _write_side_file(path: Path, content):
@@ -714,16 +783,20 @@ def _draw_all(root, seed, styles, shots, workers):
     with mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn').Pool(workers) as pool:
         return sum(pool.imap_unordered(_draw_shots, jobs))
 
+# %% ../nbs/06_synth.ipynb #2b824097
 def write_world(root, scale: str = 'mini', seed: int = 0, workers: int|None = None, overwrite: bool = False,
                 styles: str = 'distinct') -> dict:
     "Write the nine datasets in their real layouts, the pretraining domains and `manifest.json` under `root`."
     _scale(scale); _styles(styles)
-    if not (isinstance(seed, (int, np.integer)) and seed >= 0): raise ValueError(f"seed={seed!r} must be a non-negative integer")
-    if workers is not None and not (isinstance(workers, int) and workers >= 1): raise ValueError(f"workers={workers!r} must be a positive integer (or None: 2 for a big world)")
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise ValueError(f"seed={seed!r} must be a non-negative integer")
+    if workers is not None and not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers={workers!r} must be a positive integer (or None: 2 for a big world)")
     t0, root = time.time(), Path(root)
     present = [root / e for e in WORLD_ENTRIES if (root / e).exists()]
     if present and not overwrite:
-        raise FileExistsError(f"{present[0]} already exists: write the world to a fresh folder, or pass overwrite=True to replace it")
+        raise FileExistsError(f"{present[0]} already exists: write the world to a fresh folder, "
+                              "or pass overwrite=True to replace it")
     for e in present: shutil.rmtree(e) if e.is_dir() else e.unlink()
     plans = plan_world(scale, seed)
     pre_shots, records = plan_pretrain(scale, seed)
@@ -738,6 +811,7 @@ def write_world(root, scale: str = 'mini', seed: int = 0, workers: int|None = No
     pretrain = dict(domains=sorted({s.style for s in pre_shots}), images=len(pre_shots))
     world = world_id(scale, styles)
     (root / 'manifest.json').write_text(json.dumps(dict(scale=scale, seed=seed, world=world, styles=styles,
-                                                        fgdi_version=__version__, counts=counts, pretrain=pretrain), indent=1))
+                                                        fgdi_version=__version__, counts=counts, pretrain=pretrain),
+                                                   indent=1))
     return dict(root=str(root), scale=scale, seed=seed, world=world, images=drawn - len(pre_shots), pretrain=pretrain,
                 workers=workers, seconds=round(time.time() - t0, 2), counts=counts)

@@ -8,24 +8,26 @@ import math, os, warnings
 from pathlib import Path
 import pandas as pd, seaborn as sns
 import fgdi
-from .config import RunConfig, make_config
+from .config import RunConfig, SCALES, VARIANTS, make_config
 from .eval import mean_ci, SCALAR_METRICS
 
 # %% auto #0
-__all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'SOURCES', 'TABLE8_NO_BETA', 'papers_dir', 'paper_table', 'ours_frame',
-           'with_average', 'with_ci', 'ci_text', 'ci_bounds', 'side_by_side', 'paper_layout', 'style', 'output_dir',
-           'save_csv', 'check_param', 'parse_ints', 'parse_seeds', 'parse_choices', 'scale_banner', 'parse_setting',
-           'table8_settings', 'table8_rows', 'table8_config', 'beta_curves', 'plot_beta_curves', 'paired_differences',
-           'difference_sentence', 'kendall_tau']
+__all__ = ['PAPER_COLUMNS', 'PAPER_TARGETS', 'SOURCES', 'TABLE8_NO_BETA', 'PAIRED_COLUMNS', 'papers_dir', 'paper_table',
+           'ours_frame', 'with_average', 'with_ci', 'ci_text', 'ci_bounds', 'side_by_side', 'paper_layout', 'style',
+           'output_dir', 'save_csv', 'check_param', 'parse_ints', 'parse_seeds', 'paper_params', 'parse_choices',
+           'scale_banner', 'parse_setting', 'table8_settings', 'table8_rows', 'table8_config', 'beta_curves',
+           'plot_beta_curves', 'paired_differences', 'difference_sentence', 'kendall_tau', 'order_agreement',
+           'compare_rows']
 
 # %% ../nbs/12_tables.ipynb #00000006
-PAPER_COLUMNS = ['table', 'protocol', 'setting', 'method', 'target', 'metric', 'value', 'ci_low', 'ci_high', 'source', 'note']
+PAPER_COLUMNS = ['table', 'protocol', 'setting', 'method', 'target', 'metric', 'value', 'ci_low', 'ci_high', 'source',
+                 'note']
 
 def papers_dir(paper:str='clip-fgdi') -> Path:
     "The folder of `paper`'s tidy CSVs in the fgdi repository (`papers/<paper>/`)."
     d = Path(fgdi.__file__).parent.parent/'papers'/paper
-    if not d.is_dir(): raise FileNotFoundError(f"{d} not found: the paper tables ship with the fgdi repository, not with the "
-                                               "package; install fgdi from a clone (`pip install -e .`) to use them")
+    if not d.is_dir(): raise FileNotFoundError(f"{d} not found: the paper tables ship with the fgdi repository, not "
+                                               "with the package; install fgdi from a clone (`pip install -e .`)")
     return d
 
 def paper_table(n, paper:str='clip-fgdi') -> pd.DataFrame:
@@ -54,10 +56,11 @@ def ours_frame(results, label_fn, metrics=SCALAR_METRICS) -> pd.DataFrame:
 
 # %% ../nbs/12_tables.ipynb #0000000c
 def with_average(frame:pd.DataFrame) -> pd.DataFrame:
-    "`frame` plus `target='average'` rows: per labels, seed and metric, the unweighted mean over targets (`over` names them)."
+    "`frame` plus `target='average'` rows: per labels, seed and metric, the unweighted mean over targets (`over`)."
     keys = [c for c in frame.columns if c not in ('target', 'value', 'over')]
     f = frame.assign(over=frame.get('over', frame.target))
-    avg = f.groupby(keys, sort=False, dropna=False).agg(value=('value', 'mean'), over=('target', '+'.join)).reset_index()
+    avg = (f.groupby(keys, sort=False, dropna=False).agg(value=('value', 'mean'), over=('target', '+'.join))
+           .reset_index())
     return pd.concat([f, avg.assign(target='average')[f.columns]], ignore_index=True)
 
 # %% ../nbs/12_tables.ipynb #0000000f
@@ -67,7 +70,7 @@ def _silent_ci(values, conf:float=0.95):
         return mean_ci(values, conf)
 
 def with_ci(frame:pd.DataFrame, conf:float=0.95) -> pd.DataFrame:
-    "Per row label (all columns but `value`, `seed`): `mean`, `ci_low`, `ci_high` (t-interval over seeds, NaN if n=1), `n`."
+    "Per row label (all but `value`, `seed`): `mean`, `ci_low`, `ci_high` (t-interval over seeds, NaN if n=1), `n`."
     keys = [c for c in frame.columns if c not in ('value', 'seed')]
     rows = []
     for k, g in frame.groupby(keys, sort=False, dropna=False):
@@ -86,7 +89,7 @@ def ci_bounds(values, conf:float=0.95) -> tuple:
 
 # %% ../nbs/12_tables.ipynb #00000012
 def side_by_side(paper:pd.DataFrame, ours:pd.DataFrame, on=('protocol', 'setting', 'target', 'metric')) -> pd.DataFrame:
-    "The paper's rows with ours (`with_ci` output) beside them: `ours`, `ours_ci_low/high`, `ours_n`, `ours_ci`, `delta`."
+    "The paper's rows, ours (`with_ci` output) beside them: `ours`, `ours_ci_low/high`, `ours_n`, `ours_ci`, `delta`."
     on = list(on)
     o = ours.rename(columns=dict(mean='ours', ci_low='ours_ci_low', ci_high='ours_ci_high', n='ours_n'))
     o = o[on + [c for c in o.columns if c not in paper.columns]].astype({c: paper[c].dtype for c in on})
@@ -100,7 +103,8 @@ SOURCES = {'paper': 'paper', 'readme-figure': 'paper, README figure'}
 def paper_layout(side:pd.DataFrame, scale:str) -> pd.DataFrame:
     "Methods × (target, metric) as the paper prints them: paper rows (quoted ones †), then ours at `scale` and Δ rows."
     cols = list(dict.fromkeys(zip(side.target, side.metric)))
-    mark = {m: f'{m} †' if q else f'{m} ({SOURCES.get(s, s)})' for m, q, s in zip(side.method, side.quoted, side.source)}
+    mark = {m: f'{m} †' if q else f'{m} ({SOURCES.get(s, s)})'
+            for m, q, s in zip(side.method, side.quoted, side.source)}
     ours = side.dropna(subset=['ours'])
     rows = [side.assign(row=side.method.map(mark)),
             ours.assign(row=ours.row + f' [fgdi, {scale}]', value=ours.ours),
@@ -119,8 +123,8 @@ def style(df:pd.DataFrame, digits:int=1):
     return s.map(colour, subset=['delta']) if 'delta' in df else s
 
 def output_dir(out_dir=None) -> Path:
-    "The folder for a notebook's CSV and PNG files: `out_dir`, else the working directory (created if needed)."
-    d = Path(out_dir if out_dir is not None else os.getcwd()).expanduser().resolve()
+    "The folder for a notebook's CSV and PNG files: `out_dir` as given, else the working directory (created if needed)."
+    d = Path(out_dir).expanduser() if out_dir is not None else Path.cwd()
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -145,12 +149,19 @@ def parse_ints(name:str, value, low:int|None=None, example:str='1,2,3') -> tuple
     except ValueError: out = ()
     if not out or len(set(out)) != len(out) or (low is not None and min(out) < low):
         bound = '' if low is None else f' >= {low}'
-        raise ValueError(f"parameter {name}={value!r} is not valid; use distinct integers{bound}, comma-separated (papermill: -p {name} {example})")
+        raise ValueError(f"parameter {name}={value!r} is not valid; use distinct integers{bound}, comma-separated "
+                         f"(papermill: -p {name} {example})")
     return out
 
 def parse_seeds(seeds) -> tuple:
     "Seeds from `1`, `'1,2,3'` or `[1, 2, 3]` as a tuple of distinct ints."
     return parse_ints('seeds', seeds)
+
+def paper_params(scale:str, variant:str, seeds=1, data_root=None, clip_weights=None) -> tuple:
+    "The parameters every paper notebook shares, checked: `(seeds, given)`, `given` the paths that are not None."
+    check_param('scale', scale, SCALES); check_param('variant', variant, VARIANTS)
+    given = {k: v for k, v in dict(data_root=data_root, clip_weights=clip_weights).items() if v is not None}
+    return parse_seeds(seeds), given
 
 def parse_choices(name:str, value, allowed, parse=str, why:str='') -> list:
     "The comma list `value` (`'all'`: every allowed value), each item `parse`d and checked with `check_param`."
@@ -160,13 +171,13 @@ def parse_choices(name:str, value, allowed, parse=str, why:str='') -> list:
     return [check_param(name, v, allowed, why) for v in items]
 
 # %% ../nbs/12_tables.ipynb #00000020
-def scale_banner(scale:str, why:str, what:str, shows:str="the pipeline, not the method's size", made_of:str='a small CLIP',
-                 subject:str='numbers'):
-    "The opening statement of a paper notebook: the `scale` that runs and `why`, whether its `subject` compare with the paper's, and `what` runs."
+def scale_banner(scale:str, why:str, what:str, shows:str="the pipeline, not the method's size",
+                 made_of:str='a small CLIP', subject:str='numbers'):
+    "A paper notebook's opening: the `scale` run and `why`, if its `subject` compare with the paper's, `what` runs."
     from IPython.display import Markdown
     verdict = (f"Full scale: the {subject} can be compared with the paper's." if scale == 'full' else
-               f"**{scale.upper()} {subject} come from the embedded synthetic world and {made_of}, not the real datasets "
-               f"and weights: they are NOT comparable with the paper's.** They show {shows}.")
+               f"**{scale.upper()} {subject} come from the embedded synthetic world and {made_of}, not the real "
+               f"datasets and weights: they are NOT comparable with the paper's.** They show {shows}.")
     return Markdown(f"### fgdi scale: {scale.upper()}\n\n**Why:** {why}.\n\n{verdict}\n\n{what}")
 
 # %% ../nbs/12_tables.ipynb #00000023
@@ -182,25 +193,27 @@ def table8_settings() -> dict:
     return {s: parse_setting(s) for s in dict.fromkeys(paper_table(8).setting)}
 
 def table8_rows(apns='all', betas='all') -> list:
-    "The Table VIII settings whose apn kind is in `apns` and, for ed/cs/con, whose β is in `betas` (comma lists or 'all')."
+    "The Table VIII settings whose apn kind is in `apns` and, for ed/cs/con, whose β is in `betas` (comma lists/'all')."
     settings = table8_settings()
     kinds = list(dict.fromkeys(v['apn'] for v in settings.values()))
     all_betas = sorted({v['beta'] for v in settings.values() if v['apn'] not in TABLE8_NO_BETA})
     def why(name, allowed): return f'Table VIII has {name} {", ".join(map(str, allowed))}'
     kind_list = parse_choices('apns', apns, kinds, why=why('apns', kinds))
     beta_list = parse_choices('betas', betas, all_betas, float, why('betas', all_betas))
-    return [s for s, v in settings.items() if v['apn'] in kind_list and (v['apn'] in TABLE8_NO_BETA or v['beta'] in beta_list)]
+    return [s for s, v in settings.items()
+            if v['apn'] in kind_list and (v['apn'] in TABLE8_NO_BETA or v['beta'] in beta_list)]
 
 def table8_config(setting:str, variant:str='paper', scale:str='auto', **given) -> RunConfig:
-    "The config of Table VIII row `setting`: Protocol-1, switches A and B on, its apn kind and β (`none`: switch C off)."
+    "The config of Table VIII row `setting`: Protocol-1, switches A and B on, its apn kind and β (`none`: C off)."
     settings = table8_settings()
-    if setting not in settings: raise ValueError(f"{setting!r} is not a Table VIII setting; choose one of {list(settings)}")
+    if setting not in settings:
+        raise ValueError(f"{setting!r} is not a Table VIII setting; choose one of {list(settings)}")
     v = settings[setting]
     return make_config(variant, protocol=1, scale=scale, **(dict(use_apn=False) if v['apn'] == 'none' else v), **given)
 
 # %% ../nbs/12_tables.ipynb #00000029
 def beta_curves(frame:pd.DataFrame, source:str) -> pd.DataFrame:
-    "Fig. 3's points of the Table VIII rows in `frame`: source, apn, beta, metric, value (and seed) of the average target."
+    "Fig. 3's points of the Table VIII rows in `frame`: source, apn, beta, metric, value (and seed) of the average."
     settings = table8_settings()
     avg = frame[frame.target == 'average']
     cols = ['metric', 'value', *(['seed'] if 'seed' in avg else [])]
@@ -212,9 +225,10 @@ def beta_curves(frame:pd.DataFrame, source:str) -> pd.DataFrame:
 
 # %% ../nbs/12_tables.ipynb #0000002c
 def plot_beta_curves(curves:pd.DataFrame, title:str='') -> sns.FacetGrid:
-    "Fig. 3 from `beta_curves` points: value against β per apn kind, a row of panels per source, `apnce` as a grey dashed level."
+    "Fig. 3 from `beta_curves` points: value against β per apn kind, a panel row per source, `apnce` grey and dashed."
     lines, level = curves[curves.beta.notna()], curves[curves.beta.isna()]
-    if lines.empty: raise ValueError('plot_beta_curves: no β points to draw (only none/apnce rows); select ed, cs or con')
+    if lines.empty:
+        raise ValueError('plot_beta_curves: no β points to draw (only none/apnce rows); select ed, cs or con')
     g = sns.relplot(lines, kind='line', x='beta', y='value', hue='apn', style='apn', dashes=False, markers=True,
                     row='source', col='metric', errorbar=ci_bounds, facet_kws=dict(sharey=False), height=3, aspect=1.3)
     for (src, metric), ax in g.axes_dict.items():
@@ -226,8 +240,10 @@ def plot_beta_curves(curves:pd.DataFrame, title:str='') -> sns.FacetGrid:
     return g
 
 # %% ../nbs/12_tables.ipynb #000000c1
+PAIRED_COLUMNS = ['diff', 'diff_low', 'diff_high', 'n', 'differs']  # what `paired_differences` adds to the row keys
+
 def paired_differences(frame:pd.DataFrame, baseline:str, by:str='setting', conf:float=0.95) -> pd.DataFrame:
-    "Per row (`by` value) but `baseline`, target and metric: mean over seeds of row − baseline, its t-interval, `differs`."
+    "Per row (`by` value) but `baseline`, target and metric: mean over seeds of row − baseline, t-interval, `differs`."
     keys = [c for c in frame.columns if c not in ('value', 'seed', by, 'method')]
     base = frame[frame[by] == baseline].set_index(keys + ['seed'])['value']
     if base.empty: raise ValueError(f'paired_differences: no rows with {by}={baseline!r} to pair with')
@@ -237,8 +253,7 @@ def paired_differences(frame:pd.DataFrame, baseline:str, by:str='setting', conf:
         if d.empty: continue
         m = _silent_ci(d.to_numpy(), conf)
         differs = 'no' if m.n < 2 or not (m.low > 0 or m.high < 0) else 'higher' if m.low > 0 else 'lower'
-        rows.append({by: row, **dict(zip(keys, k)), 'diff': m.mean, 'diff_low': m.low, 'diff_high': m.high, 'n': m.n,
-                     'differs': differs})
+        rows.append({by: row, **dict(zip(keys, k)), **dict(zip(PAIRED_COLUMNS, (m.mean, m.low, m.high, m.n, differs)))})
     return pd.DataFrame(rows)
 
 def _signed(v, digits=1): return f'{v:+.{digits}f}'
@@ -248,10 +263,12 @@ def difference_sentence(diffs:pd.DataFrame, names:dict, baseline:str='the baseli
     "One sentence: which rows of `diffs` (`paired_differences`) differ from `baseline` beyond their 95 % interval."
     d = diffs[(diffs.metric == metric) & (diffs.target == target)]
     if d.empty: return f'No paired differences for {metric} ({target}).'
-    if d.n.max() < 2: return (f'With one seed there is no interval, so no row can be told from {baseline}: '
+    if d.n.max() < 2: return (f'n=1, no interval: with one seed no row can be told from {baseline}; '
                               'run two or more seeds (e.g. `-p seeds 1,2,3`).')
-    say = lambda r: f"{names.get(r[by], r[by])} ({_signed(r['diff'])} {metric}, {_signed(r.diff_low)} to {_signed(r.diff_high)})"
-    apart, same = [say(r) for _, r in d[d.differs != 'no'].iterrows()], [say(r) for _, r in d[d.differs == 'no'].iterrows()]
+    def say(r): return (f"{names.get(r[by], r[by])} ({_signed(r['diff'])} {metric}, "
+                        f"{_signed(r.diff_low)} to {_signed(r.diff_high)})")
+    apart = [say(r) for _, r in d[d.differs != 'no'].iterrows()]
+    same = [say(r) for _, r in d[d.differs == 'no'].iterrows()]
     parts = [f"{', '.join(apart)} {'differs' if len(apart) == 1 else 'differ'} from {baseline} beyond the 95 % interval"
              if apart else f'no row differs from {baseline} beyond the 95 % interval']
     if same and apart: parts.append(f"{', '.join(same)} {'does' if len(same) == 1 else 'do'} not")
@@ -263,3 +280,25 @@ def kendall_tau(ours, paper) -> float:
     from scipy.stats import kendalltau
     return float(kendalltau(list(ours), list(paper)).statistic)
 
+
+# %% ../nbs/12_tables.ipynb #000000c4
+def order_agreement(ours:pd.DataFrame, paper:pd.DataFrame, by:str='setting', metric:str='mAP',
+                    target:str='average') -> str:
+    "Kendall's τ between our mean `metric` per `by` row (over seeds) and the paper's, on the rows both have, as a line."
+    def means(f): return f[(f.metric == metric) & (f.target == target)].groupby(by, sort=False)['value'].mean()
+    o, p = means(ours), means(paper)
+    shared = [r for r in p.index if r in o.index]
+    if len(shared) < 2: return f"Kendall tau: fewer than two rows shared with the paper, no {metric} order to compare."
+    tau = kendall_tau(o[shared], p[shared])
+    said = 'undefined (tied rows)' if math.isnan(tau) else f'{tau:.2f}'
+    return f"Kendall tau, our {metric} order vs the paper's over {len(shared)} rows: {said} (information only)"
+
+def compare_rows(per_seed:pd.DataFrame, reference, names:dict, reference_name:str, paper:pd.DataFrame|None=None,
+                 by:str='setting', metric:str='mAP') -> tuple:
+    "`(diffs, sentence, tau_line)`: `paired_differences` to row `reference`, `difference_sentence`, `order_agreement`."
+    tau = order_agreement(per_seed, paper, by, metric) if paper is not None else 'Kendall tau: no paper values.'
+    if reference not in set(per_seed[by]):
+        empty = pd.DataFrame(columns=[by, 'target', 'metric', *PAIRED_COLUMNS])
+        return empty, f'{reference_name} was not run, so no row is paired with it: add it to the rows run.', tau
+    diffs = paired_differences(per_seed, reference, by)
+    return diffs, difference_sentence(diffs, names, reference_name, metric, by=by), tau

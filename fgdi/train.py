@@ -8,6 +8,7 @@ import hashlib, json, math, os, random, time
 from contextlib import nullcontext
 from pathlib import Path
 import numpy as np, torch
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .config import RunConfig
 from .losses import initial_losses, prompt_losses, final_losses
@@ -17,26 +18,29 @@ __all__ = ['IMAGE_PARTS', 'derive_seed', 'seed_everything', 'prompt_lr', 'image_
            'fsync_dir', 'temporary_name', 'atomic_write', 'remove_temporaries', 'fault_point', 'UnsafeCheckpoint',
            'UnreadableCheckpoint', 'save_checkpoint', 'load_checkpoint', 'resume_state', 'TrainData',
            'TrainingDiverged', 'Meter', 'check_finite', 'uses_channels_last', 'speed_up', 'image_params', 'Trainer',
-           'cache_text', 'cache_image_features', 'summary', 'fit']
+           'cache_text', 'cache_image_features', 'summary']
 
 # %% ../nbs/09_train.ipynb #00000006
 def derive_seed(seed:int, *keys) -> int:
     "A 31-bit seed derived from `seed` and `keys`, the same on every machine."
-    return int.from_bytes(hashlib.sha256(repr((seed,) + keys).encode()).digest()[:4], 'little') & 0x7FFFFFFF
+    digest = hashlib.sha256(repr((seed,) + keys).encode()).digest()
+    return int.from_bytes(digest[:4], 'little') & 0x7FFFFFFF
 
 def seed_everything(seed:int):
     "Seed Python's `random`, NumPy and torch."
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
 # %% ../nbs/09_train.ipynb #00000009
-def prompt_lr(base:float, epoch:int, epochs:int, warmup:int=5, warmup_lr:float=1e-5, lr_min:float=1e-6) -> float:
+def prompt_lr(base:float, epoch:int, epochs:int, warmup:int=5, warmup_lr:float=1e-5,
+              lr_min:float=1e-6) -> float:
     "Learning rate of a prompt-stage group with base lr `base` in `epoch` (1-based) of `epochs`."
     if epoch < warmup: return warmup_lr + epoch * (base - warmup_lr) / warmup
     if epoch >= epochs: return lr_min
     return lr_min + 0.5 * (base - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
 
 # %% ../nbs/09_train.ipynb #0000000d
-def image_lr_factor(t:int, milestones=(30, 50), gamma:float=0.1, warmup_factor:float=0.1, warmup_iters:int=10) -> float:
+def image_lr_factor(t:int, milestones=(30, 50), gamma:float=0.1, warmup_factor:float=0.1,
+                    warmup_iters:int=10) -> float:
     "Multiplier of the image-encoder base lr after `t` scheduler steps."
     warm = warmup_factor + (1 - warmup_factor) * t / warmup_iters if t < warmup_iters else 1.0
     return warm * gamma ** sum(m <= t for m in milestones)
@@ -44,7 +48,8 @@ def image_lr_factor(t:int, milestones=(30, 50), gamma:float=0.1, warmup_factor:f
 # %% ../nbs/09_train.ipynb #00000012
 def param_groups(named_params, lr:float, weight_decay:float, bias_lr:float|None=None) -> list:
     "One Adam group per trainable tensor; names containing 'bias' get `bias_lr` if given."
-    return [dict(params=[p], name=n, base_lr=(bias_lr if bias_lr and 'bias' in n else lr), lr=lr, weight_decay=weight_decay)
+    return [dict(params=[p], name=n, base_lr=(bias_lr if bias_lr and 'bias' in n else lr), lr=lr,
+                 weight_decay=weight_decay)
             for n, p in named_params if p.requires_grad]
 
 def set_lr(opt:torch.optim.Optimizer, fn):
@@ -53,7 +58,7 @@ def set_lr(opt:torch.optim.Optimizer, fn):
 
 # %% ../nbs/09_train.ipynb #00000015
 class Precision:
-    "Autocast context and a scaled backward step for `device`."
+    "Autocast context and gradient scaler for `device`: fp16 (scaled) or bf16 on CUDA, fp32 on the CPU."
     def __init__(self, device, dtype:str='fp16'):
         self.device = torch.device(device)
         cuda = self.device.type == 'cuda'
@@ -61,13 +66,8 @@ class Precision:
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.dtype == torch.float16)
 
     def autocast(self):
+        "The context of the forward pass: autocast to `dtype`, or nothing (fp32)."
         return torch.autocast('cuda', dtype=self.dtype) if self.dtype else nullcontext()
-
-    def step(self, loss:torch.Tensor, opt:torch.optim.Optimizer):
-        "Backward pass and optimiser step (scaled for fp16)."
-        opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(opt); self.scaler.update()
 
 # %% ../nbs/09_train.ipynb #0000c001
 import pickle, secrets, signal
@@ -178,8 +178,9 @@ class Meter:
 def check_finite(terms:dict, stage:str, epoch:int, step:int):
     "Raise `TrainingDiverged` naming the term if any loss term is NaN or infinite."
     bad = [k for k, v in terms.items() if not torch.isfinite(v).all()]
-    if bad: raise TrainingDiverged(f"Loss term(s) {bad} became NaN/inf in stage '{stage}', epoch {epoch}, step {step}. "
-                                   "The last checkpoint is kept; lower the learning rate or use precision='fp32', then rerun to resume.")
+    if bad: raise TrainingDiverged(f"Loss term(s) {bad} became NaN/inf in stage '{stage}', epoch {epoch}, "
+                                   f"step {step}. The last checkpoint is kept; lower the learning rate or use "
+                                   "precision='fp32', then rerun to resume.")
 
 # %% ../nbs/09_train.ipynb #0000b002
 from open_clip.modified_resnet import ModifiedResNet
@@ -210,7 +211,8 @@ def _prompt_params(model, ctx:str, head:str, cfg):
 
 class Trainer:
     "Runs the stages of CLIP-FGDI on `model` and `data`, checkpointing and logging into `run_dir`."
-    def __init__(self, cfg:RunConfig, model, data:TrainData, run_dir, device='cpu', progress:bool=True, evaluate=None):
+    def __init__(self, cfg:RunConfig, model, data:TrainData, run_dir, device='cpu', progress:bool=True,
+                 evaluate=None):
         self.cfg, self.data, self.progress, self.evaluate = cfg, data, progress, evaluate
         self.model = speed_up(model.to(device), cfg, device)
         self.device, self.run_dir = torch.device(device), Path(run_dir)
@@ -222,14 +224,18 @@ class Trainer:
 
     def new_image_optimizer(self):
         "A fresh Adam for the image side and a scheduler at t = 0."
-        self.opt_image = torch.optim.Adam(param_groups(image_params(self.model), self.cfg.lr_image, self.cfg.weight_decay, self.cfg.lr_image_bias))
+        c = self.cfg
+        self.opt_image = torch.optim.Adam(param_groups(image_params(self.model), c.lr_image, c.weight_decay,
+                                                       c.lr_image_bias))
         self.image_t = 0
 
     def plan(self) -> list:
         "`(stage, epochs)` pairs that the switches ask for, in training order."
         c = self.cfg
-        return [(s, e) for s, e, on in (('initial', c.epochs_initial, c.use_initial), ('id_tokens', c.epochs_id_tokens, c.use_text),
-                                        ('domain_tokens', c.epochs_domain_tokens, c.use_domain), ('final', c.epochs_final, True)) if on]
+        return [(s, e) for s, e, on in (('initial', c.epochs_initial, c.use_initial),
+                                        ('id_tokens', c.epochs_id_tokens, c.use_text),
+                                        ('domain_tokens', c.epochs_domain_tokens, c.use_domain),
+                                        ('final', c.epochs_final, True)) if on]
 
 # %% ../nbs/09_train.ipynb #00000022
 def _batches(it, progress, desc, total=None):
@@ -238,7 +244,8 @@ def _batches(it, progress, desc, total=None):
 def _show(bar, terms:dict, opt):
     "Put the current loss terms and lr on the progress bar."
     if hasattr(bar, 'set_postfix'):
-        bar.set_postfix({k: f'{v.item():.3g}' for k, v in terms.items()} | {'lr': f"{opt.param_groups[0]['lr']:.2g}"}, refresh=False)
+        shown = {k: f'{v.item():.3g}' for k, v in terms.items()} | {'lr': f"{opt.param_groups[0]['lr']:.2g}"}
+        bar.set_postfix(shown, refresh=False)
 
 def _to(device, *ts): return [t.to(device, non_blocking=True) for t in ts]
 
@@ -266,36 +273,45 @@ def cache_image_features(model, batches, precision:Precision, progress:bool=True
 # %% ../nbs/09_train.ipynb #00000023
 def _accuracy(logits, labels): return (logits.argmax(1) == labels).float().mean()
 
+@patch
 def _image_epoch(self:Trainer, stage:str, epoch:int) -> dict:
-    c, m = self.cfg, Meter()
+    "One epoch of an image stage: step the scheduler, then one training step per PK batch."
+    c, m, opt, scaler = self.cfg, Meter(), self.opt_image, self.precision.scaler
     self.image_t += 1
-    set_lr(self.opt_image, lambda b: b * image_lr_factor(self.image_t, c.image_milestones, c.image_gamma, c.image_warmup_factor, c.image_warmup_iters))
+    set_lr(opt, lambda b: b * image_lr_factor(self.image_t, c.image_milestones, c.image_gamma,
+                                              c.image_warmup_factor, c.image_warmup_iters))
     self.model.train()
     bar = _batches(self.data.pk_batches(derive_seed(c.seed, stage, epoch)), self.progress, f'{stage} {epoch}')
     for step, (img, pid, _, dom) in enumerate(bar):
         img, pid = _to(self.device, img, pid)
+        opt.zero_grad(set_to_none=True)
         with self.precision.autocast(): scores, feats, v = self.model(img)
         scores, feats, v = [s.float() for s in scores], [f.float() for f in feats], v.float()
         if stage == 'initial' or not c.use_text: terms = initial_losses(scores, feats, pid, c)
-        else: terms = final_losses(scores, feats, pid, v, self.text_pos, c, t_pos=self.text_pos[pid], t_neg=self.text_neg[pid], text_neg_all=self.text_neg)
+        else: terms = final_losses(scores, feats, pid, v, self.text_pos, c, t_pos=self.text_pos[pid],
+                                   t_neg=self.text_neg[pid], text_neg_all=self.text_neg)
         check_finite(terms, stage, epoch, step)
-        self.precision.step(terms['total'], self.opt_image); fault_point('step')
-        _show(bar, terms, self.opt_image)
+        scaler.scale(terms['total']).backward()
+        scaler.step(opt); scaler.update(); fault_point('step')
+        _show(bar, terms, opt)
         m.add(**{k: v.detach() for k, v in terms.items()}, acc=_accuracy(scores[0] + scores[1], pid))
-    return m.means() | {'lr': self.opt_image.param_groups[0]['lr']}
-
-Trainer._image_epoch = _image_epoch
+    return m.means() | {'lr': opt.param_groups[0]['lr']}
 
 # %% ../nbs/09_train.ipynb #00000025
-def _cache_order(self:Trainer, stage:str, epoch:int) -> torch.Tensor:
+@patch
+def _cache_order(self:Trainer, stage:str, epoch:int) -> tuple:
+    "Batches of indices into the feature cache for `epoch` of `stage`."
     key = (stage, epoch) if self.cfg.prompt_reshuffle else (stage,)
     g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, 'order', *key))
     n, b = len(self.feats[0]), self.cfg.batch_size
     order = torch.randperm(n, generator=g)
     return order[: max(n // b * b, min(n, b))].split(b)  # drop the remainder, but never everything
 
+# %% ../nbs/09_train.ipynb #0000d002
+@patch
 def _prompt_epoch(self:Trainer, stage:str, epoch:int) -> dict:
-    c, m, domain = self.cfg, Meter(), stage == 'domain_tokens'
+    "One epoch of a prompt stage: set the lr, then one training step per batch of cached image features."
+    c, m, domain, scaler = self.cfg, Meter(), stage == 'domain_tokens', self.precision.scaler
     opt, epochs = (self.opt_domain, c.epochs_domain_tokens) if domain else (self.opt_prompt, c.epochs_id_tokens)
     set_lr(opt, lambda b: prompt_lr(b, epoch, epochs, c.prompt_warmup_epochs, c.prompt_warmup_lr, c.prompt_lr_min))
     self.model.train()
@@ -303,53 +319,65 @@ def _prompt_epoch(self:Trainer, stage:str, epoch:int) -> dict:
     bar = _batches(self._cache_order(stage, epoch), self.progress, f'{stage} {epoch}')
     for step, idx in enumerate(bar):
         v, pid, dom = feats[idx], pids[idx], doms[idx]
+        opt.zero_grad(set_to_none=True)
         with self.precision.autocast():
             t = self.model.text(pid, dom if domain else None)
             logp = self.model.domain_logits(t, domain) if c.use_domain else None
         terms = prompt_losses(v, t.float(), pid, c, logprobs=None if logp is None else logp.float(), domains=dom)
         check_finite(terms, stage, epoch, step)
-        self.precision.step(terms['total'], opt); fault_point('step')
+        scaler.scale(terms['total']).backward()
+        scaler.step(opt); scaler.update(); fault_point('step')
         _show(bar, terms, opt)
         extra = {} if logp is None else {'domain_acc': _accuracy(logp, dom)}
         m.add(**{k: v.detach() for k, v in terms.items()}, **extra)
     return m.means() | {'lr': opt.param_groups[0]['lr']}
 
-Trainer._cache_order, Trainer._prompt_epoch = _cache_order, _prompt_epoch
-
 # %% ../nbs/09_train.ipynb #00000027
-def _state(self:Trainer, stage:str, epoch:int) -> dict:
-    return dict(stage=stage, epoch=epoch, image_t=self.image_t, log_lines=self._log_lines(), model=self.model.state_dict(),
-                opt_image=self.opt_image.state_dict(), opt_prompt=self.opt_prompt.state_dict(),
-                opt_domain=self.opt_domain.state_dict(), scaler=self.precision.scaler.state_dict())
+@patch(as_prop=True)
+def log_path(self:Trainer) -> Path: return self.run_dir/'log.jsonl'
 
+@patch(as_prop=True)
+def ckpt_path(self:Trainer) -> Path: return self.run_dir/'ckpt'/'last.pt'
+
+@patch
+def _state(self:Trainer, stage:str, epoch:int) -> dict:
+    "Everything a run needs to continue after `epoch` of `stage`."
+    return dict(stage=stage, epoch=epoch, image_t=self.image_t, log_lines=self._log_lines(),
+                model=self.model.state_dict(), opt_image=self.opt_image.state_dict(),
+                opt_prompt=self.opt_prompt.state_dict(), opt_domain=self.opt_domain.state_dict(),
+                scaler=self.precision.scaler.state_dict())
+
+@patch
 def _restore(self:Trainer, s:dict):
+    "Load state `s` and trim the log back to the lines it counts."
     self.model.load_state_dict(s['model'])
     for k in ('opt_image', 'opt_prompt', 'opt_domain'): getattr(self, k).load_state_dict(s[k])
     self.precision.scaler.load_state_dict(s['scaler']); self.image_t = s['image_t']
     lines = self.log_path.read_text().splitlines(keepends=True)[: s['log_lines']] if self.log_path.exists() else []
     with atomic_write(self.log_path, 'w') as f: f.write(''.join(lines))
 
+@patch
 def _log_lines(self:Trainer) -> int:
     return len(self.log_path.read_text().splitlines()) if self.log_path.exists() else 0
 
+@patch
 def _log(self:Trainer, record:dict):
     "Append `record`, on the disk before the checkpoint that counts it (a killed append is trimmed on resume)."
     self.run_dir.mkdir(parents=True, exist_ok=True)
     with open(self.log_path, 'a') as f: f.write(json.dumps(record) + '\n'); f.flush(); os.fsync(f.fileno())
-
-Trainer._state, Trainer._restore, Trainer._log_lines, Trainer._log = _state, _restore, _log_lines, _log
-Trainer.log_path = property(lambda self: self.run_dir/'log.jsonl')
-Trainer.ckpt_path = property(lambda self: self.run_dir/'ckpt'/'last.pt')
 
 # %% ../nbs/09_train.ipynb #00000029
 def summary(rec:dict, epochs:int) -> str:
     "One line per epoch: stage, epoch, loss terms, accuracies, lr, time (and eval mAP/R1 when present)."
     skip = ('stage', 'epoch', 'seconds', 'eval', 'lr')
     vals = ' '.join(f'{k} {v:.3f}' for k, v in rec.items() if k not in skip)
-    ev = f" | eval mAP {100 * rec['eval']['average']['mAP']:.1f} R1 {100 * rec['eval']['average']['R1']:.1f}" if 'eval' in rec else ''
+    avg = rec['eval']['average'] if 'eval' in rec else None
+    ev = f" | eval mAP {100 * avg['mAP']:.1f} R1 {100 * avg['R1']:.1f}" if avg else ''
     return f"{rec['stage']:>13} {rec['epoch']:>3}/{epochs}: {vals} lr {rec['lr']:.2g} ({rec['seconds']:.0f} s){ev}"
 
+@patch
 def _start_stage(self:Trainer, stage:str, fresh:bool):
+    "Cache what `stage` needs: image features for a prompt stage; text features (and maybe a new Adam) for final."
     if stage in ('id_tokens', 'domain_tokens') and self.feats is None:
         self.feats = cache_image_features(self.model, self.data.cache_batches(), self.precision, self.progress)
     if stage == 'final':
@@ -357,6 +385,7 @@ def _start_stage(self:Trainer, stage:str, fresh:bool):
         if self.cfg.use_text: self.text_pos, self.text_neg = cache_text(self.model, self.data.id_domain)
         self.feats = None
 
+@patch
 def _run_stage(self:Trainer, stage:str, epochs:int, first:int=1):
     "Epochs `first`..`epochs` of `stage`: log and checkpoint each, evaluate in the final stage."
     self._start_stage(stage, fresh=first == 1)
@@ -369,11 +398,11 @@ def _run_stage(self:Trainer, stage:str, epochs:int, first:int=1):
             rec['eval'] = self.evaluate(self.model)
         self._log(rec); fault_point('epoch')
         if self.progress: tqdm.write(summary(rec, epochs))
-        if epoch == epochs or epoch % self.cfg.checkpoint_period == 0: save_checkpoint(self.ckpt_path, self._state(stage, epoch))
-
-Trainer._start_stage, Trainer._run_stage = _start_stage, _run_stage
+        if epoch == epochs or epoch % self.cfg.checkpoint_period == 0:
+            save_checkpoint(self.ckpt_path, self._state(stage, epoch))
 
 # %% ../nbs/09_train.ipynb #0000c005
+@patch
 def fit(self:Trainer, until:str|None=None) -> Trainer:
     "Train every stage of the plan (or up to and including stage `until`), resuming from `ckpt/last.pt` if usable."
     done, state = ('', 0), resume_state(self.ckpt_path)
@@ -388,5 +417,3 @@ def fit(self:Trainer, until:str|None=None) -> Trainer:
             if first <= epochs: self._run_stage(stage, epochs, first); fault_point('stage')
         if stage == until: break
     return self
-
-Trainer.fit = fit

@@ -20,7 +20,9 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 from .config import RunConfig, config_from_dict
-from .data import PROTOCOLS, Item, protocol_name, open_dataset, read_image, build_transforms, test_loader
+from .data import Item, open_dataset, read_image
+from .protocols import PROTOCOLS, protocol_name
+from .transforms import build_transforms, test_loader
 from .eval import extract_features
 from .model import FGDIModel, build_model
 from .train import load_checkpoint
@@ -35,13 +37,14 @@ __all__ = ['run_config', 'model_from_run', 'sample_rows', 'target_items', 'sourc
 
 # %% ../nbs/13_viz.ipynb #00000006
 def run_config(run_dir) -> RunConfig:
-    "The concrete `RunConfig` of the finished run in `run_dir` (`<runs_dir>/<hash>`); an error saying how to make it if it is not finished."
+    ("The concrete `RunConfig` of the finished run in `run_dir` (`<runs_dir>/<hash>`); an error saying how to make it "
+     "if it is not finished.")
     d = Path(run_dir)
     missing = [f for f in ('config.json', 'result.json', 'ckpt/last.pt') if not (d/f).is_file()]
     if missing:
         raise FileNotFoundError(f"{d} holds no finished run ({', '.join(missing)} missing): run it first with "
-                                "`fgdi.experiment.run(cfg, runs_dir=...)`, `fgdi run ... --runs-dir ...` or a paper notebook, "
-                                "then pass <runs_dir>/<hash> of its result")
+                                "`fgdi.experiment.run(cfg, runs_dir=...)`, `fgdi run ... --runs-dir ...` "
+                                "or a paper notebook, then pass <runs_dir>/<hash> of its result")
     return config_from_dict(json.loads((d/'config.json').read_text()))
 
 def model_from_run(run_dir, device='cpu') -> FGDIModel:
@@ -63,7 +66,8 @@ def _frame(dataset:str, parts) -> pd.DataFrame:
                          for role, items in parts for it in items])
 
 def target_items(cfg:RunConfig, max_per_target:int|None=None, seed:int=0) -> pd.DataFrame:
-    "Query and gallery images (dataset, role, pid, camid, path) of every target of `cfg`'s protocol; at most `max_per_target` per target."
+    ("Query and gallery images (dataset, role, pid, camid, path) of every target of `cfg`'s protocol; "
+     "at most `max_per_target` per target.")
     spec = PROTOCOLS[protocol_name(cfg.protocol, cfg.target)]
     frames = []
     for t in spec.targets:
@@ -72,9 +76,12 @@ def target_items(cfg:RunConfig, max_per_target:int|None=None, seed:int=0) -> pd.
     return pd.concat(frames, ignore_index=True)
 
 def source_items(cfg:RunConfig, name:str) -> pd.DataFrame:
-    "Training images (dataset, role='train', pid, camid, path) of source dataset `name` of `cfg`'s protocol, as the run saw them."
+    ("Training images (dataset, role='train', pid, camid, path) of source dataset `name` of `cfg`'s protocol, "
+     "as the run saw them.")
     spec = PROTOCOLS[protocol_name(cfg.protocol, cfg.target)]
-    if name not in spec.sources: raise ValueError(f"{name!r} is not a source of {protocol_name(cfg.protocol, cfg.target)}; choose one of {list(spec.sources)}")
+    if name not in spec.sources:
+        raise ValueError(f"{name!r} is not a source of {protocol_name(cfg.protocol, cfg.target)}; "
+                         f"choose one of {list(spec.sources)}")
     return _frame(name, (('train', open_dataset(name, cfg.data_root, cfg, combine_all=spec.combine_all).train),))
 
 # %% ../nbs/13_viz.ipynb #0000000c
@@ -98,12 +105,15 @@ def silhouette(x, labels, metric:str='euclidean') -> float:
 def tsne_2d(x, metric:str='euclidean', seed:int=0, perplexity:float=30.) -> np.ndarray:
     "2-D t-SNE of the rows of `x` (PCA init, fixed `seed`); the perplexity is lowered to (n − 1)/3 for small n."
     x = np.asarray(x, np.float32)
-    if len(x) < 3: raise ValueError(f't-SNE needs at least 3 points, got {len(x)}: embed more images (max_per_target) or use a larger scale')
+    if len(x) < 3:
+        raise ValueError(f't-SNE needs at least 3 points, got {len(x)}: embed more images (max_per_target) '
+                         'or use a larger scale')
     tsne = TSNE(2, perplexity=min(perplexity, (len(x) - 1) / 3), metric=metric, init='pca', random_state=seed)
     with threadpool_limits(1, 'openmp'): return tsne.fit_transform(x)
 
 def tsne_maps(feats, items:pd.DataFrame, metric:str='euclidean', seed:int=0, perplexity:float=30.) -> pd.DataFrame:
-    "`items` with t-SNE coordinates `x`, `y`: all targets on one map (`map='all'`) and each target on its own (`map=<dataset>`)."
+    ("`items` with t-SNE coordinates `x`, `y`: all targets on one map (`map='all'`) and each target on its own "
+     "(`map=<dataset>`).")
     items = items.reset_index(drop=True).assign(row=np.arange(len(items)))
     groups = [('all', items)] + [(t, items[items.dataset == t]) for t in items.dataset.unique()]
     maps = []
@@ -113,11 +123,13 @@ def tsne_maps(feats, items:pd.DataFrame, metric:str='euclidean', seed:int=0, per
     return pd.concat(maps, ignore_index=True)
 
 def mixing_scores(feats, maps:pd.DataFrame, metric:str='euclidean') -> pd.DataFrame:
-    "Silhouettes (lower = more mixed) of the datasets on the joint map and of query vs gallery on each target's map, in the embedding and in 2-D."
+    ("Silhouettes (lower = more mixed) of the datasets on the joint map and of query vs gallery on each target's map, "
+     "in the embedding and in 2-D.")
     rows = []
     for name, m in maps.groupby('map', sort=False):
         what, label = ('domains', 'dataset') if name == 'all' else ('query vs gallery', 'role')
-        for space, x, dist in (('embedding', np.asarray(feats)[m.row], metric), ('t-SNE', m[['x', 'y']], 'euclidean')):
+        for space, x, dist in (('embedding', np.asarray(feats)[m.row], metric),
+                               ('t-SNE', m[['x', 'y']], 'euclidean')):
             rows.append(dict(what=what, target=name, space=space, silhouette=silhouette(x, m[label], dist)))
     return pd.DataFrame(rows)
 
@@ -129,24 +141,29 @@ def _scatter(ax, d:pd.DataFrame, hue:str, order, title:str, legend:bool):
     if legend: sns.move_legend(ax, 'best', fontsize=7, title=None)
 
 def plot_fig5(maps:pd.DataFrame, methods=('baseline', 'ours'), suptitle:str=''):
-    "Fig. 5: (a), (b) all targets coloured by dataset for two methods; below, each target's query vs gallery, a row per method."
+    ("Fig. 5: (a), (b) all targets coloured by dataset for two methods; below, each target's query vs gallery, "
+     "a row per method.")
     targets = [m for m in maps['map'].unique() if m != 'all']
     top = [[m] * len(targets) for m in methods[:2]]
     mosaic = [sum(top, [])] * 2 + [[f'{m}:{t}' for t in targets for _ in (0, 1)] for m in methods]
-    fig, ax = plt.subplot_mosaic(mosaic, figsize=(2.2 * len(targets) * 2, 3 * (2 + len(methods)) / 1.3), layout='constrained')
+    fig, ax = plt.subplot_mosaic(mosaic, figsize=(2.2 * len(targets) * 2, 3 * (2 + len(methods)) / 1.3),
+                                 layout='constrained')
     datasets = list(maps.loc[maps['map'] == 'all', 'dataset'].unique())
     for letter, m in zip('ab', methods):
-        _scatter(ax[m], maps[(maps['map'] == 'all') & (maps.method == m)], 'dataset', datasets, f'({letter}) {m}: target domains', True)
+        _scatter(ax[m], maps[(maps['map'] == 'all') & (maps.method == m)], 'dataset', datasets,
+                 f'({letter}) {m}: target domains', True)
     for i, t in enumerate(targets):
         for j, m in enumerate(methods):
             title = f"({chr(ord('c') + i)}) {t}: {m}" if j == 0 else f'{t}: {m}'
-            _scatter(ax[f'{m}:{t}'], maps[(maps['map'] == t) & (maps.method == m)], 'role', ['query', 'gallery'], title, i == 0)
+            _scatter(ax[f'{m}:{t}'], maps[(maps['map'] == t) & (maps.method == m)], 'role', ['query', 'gallery'], title,
+                     i == 0)
     if suptitle: fig.suptitle(suptitle)
     return fig
 
 # %% ../nbs/13_viz.ipynb #0000001a
 def cam_layer(model:FGDIModel) -> torch.nn.Module:
-    "The layer Grad-CAM reads: a ViT's last `resblocks[-1].ln_1` (patch tokens still feed the class token), a ResNet's `layer4[-1]`."
+    ("The layer Grad-CAM reads: a ViT's last `resblocks[-1].ln_1` (patch tokens still feed the class token), "
+     "a ResNet's `layer4[-1]`.")
     v = model.image_encoder
     return v.transformer.resblocks[-1].ln_1 if isinstance(v, VisionTransformer) else v.layer4[-1]
 
@@ -157,7 +174,8 @@ def vit_reshape(grid) -> Callable:
     return reshape
 
 def cam_reshape(model:FGDIModel) -> Callable|None:
-    "The `reshape_transform` for `model`'s image encoder: the ViT's own (adapted) grid; None for a ResNet, whose `layer4` is a map already."
+    ("The `reshape_transform` for `model`'s image encoder: the ViT's own (adapted) grid; None for a ResNet, "
+     "whose `layer4` is a map already.")
     v = model.image_encoder
     return vit_reshape(v.grid_size) if isinstance(v, VisionTransformer) else None
 
@@ -169,8 +187,11 @@ class SimilarityTarget:
 
 # %% ../nbs/13_viz.ipynb #0000001c
 def grad_cam(model:FGDIModel, images:torch.Tensor, references) -> np.ndarray:
-    "Grad-CAM maps (B, H, W) in [0, 1] of `images` (B, 3, H, W), each for its embedding's similarity to its row of `references`."
-    if len(references) != len(images): raise ValueError(f'grad_cam: {len(images)} images but {len(references)} references; give one reference per image')
+    ("Grad-CAM maps (B, H, W) in [0, 1] of `images` (B, 3, H, W), each for its embedding's similarity to its row "
+     "of `references`.")
+    if len(references) != len(images):
+        raise ValueError(f'grad_cam: {len(images)} images but {len(references)} references; '
+                         'give one reference per image')
     cam = GradCAM(model, [cam_layer(model)], reshape_transform=cam_reshape(model))
     try: return cam(images, targets=[SimilarityTarget(r) for r in references])
     finally:
@@ -179,7 +200,8 @@ def grad_cam(model:FGDIModel, images:torch.Tensor, references) -> np.ndarray:
 
 # %% ../nbs/13_viz.ipynb #00000020
 def load_images(paths, cfg:RunConfig) -> tuple[torch.Tensor, np.ndarray]:
-    "Model inputs (B, 3, H, W; `cfg`'s test transforms) and the same images only resized, (B, H, W, 3) floats in [0, 1], for display."
+    ("Model inputs (B, 3, H, W; `cfg`'s test transforms) and the same images only resized, (B, H, W, 3) floats "
+     "in [0, 1], for display.")
     tf, resize = build_transforms(cfg, False), T.Resize(tuple(cfg.size_test), T.InterpolationMode.BICUBIC)
     imgs = [read_image(p) for p in paths]
     return torch.stack([tf(im) for im in imgs]), np.stack([np.asarray(resize(im), np.float32) / 255 for im in imgs])
@@ -205,28 +227,33 @@ def world_shot(path):
     return None if shot is None else (shot, seed)
 
 def _draw(shot, seed:int, person=None):
-    return render(person or person_of(shot.person, seed), STYLES[shot.style], shot.cam, shot.key, seed, shot.condition, shot.view, shot.misalign)
+    return render(person or person_of(shot.person, seed), STYLES[shot.style], shot.cam, shot.key, seed, shot.condition,
+                  shot.view, shot.misalign)
 
 def image_view(path) -> str|None:
     "'front', 'back' or 'side' for an image of the synthetic world (its shot drawn again); None for real data."
     found = world_shot(path)
     return None if found is None else _draw(*found)[1]
 
+# %% ../nbs/13_viz.ipynb #82876539
 def _dressed(p, colour:str, hair:str, skin:int):
-    return replace(p, upper=colour, upper2=colour, lower=colour, shoes=colour, bag_colour=colour, belt=colour if p.belt else '',
-                   logo=(colour, *p.logo[1:]) if p.logo else (), hair=hair, skin=skin)
+    return replace(p, upper=colour, upper2=colour, lower=colour, shoes=colour, bag_colour=colour,
+                   belt=colour if p.belt else '', logo=(colour, *p.logo[1:]) if p.logo else (), hair=hair, skin=skin)
 
 def person_mask(path, threshold:int=30) -> np.ndarray|None:
-    "Where the person is in an image of the synthetic world (H, W bool, the file's size): its shot drawn in white and in black; None for real data."
+    ("Where the person is in an image of the synthetic world (H, W bool, the file's size): its shot drawn in white "
+     "and in black; None for real data.")
     found = world_shot(path)
     if found is None: return None
     shot, seed = found
     p = person_of(shot.person, seed)
-    light, dark = (np.asarray(_draw(shot, seed, _dressed(p, *look))[0], np.int16) for look in (('white', 'blonde', 0), ('black', 'black', len(SKIN) - 1)))
+    light, dark = (np.asarray(_draw(shot, seed, _dressed(p, *look))[0], np.int16)
+                   for look in (('white', 'blonde', 0), ('black', 'black', len(SKIN) - 1)))
     return np.abs(light - dark).max(-1) > threshold
 
 def cam_on_person(cam:np.ndarray, mask:np.ndarray) -> tuple[float, float]:
-    "`(share, chance)`: the share of `cam`'s mass on the person `mask` (resized to the map), and the mask's area share (a flat map's score)."
+    ("`(share, chance)`: the share of `cam`'s mass on the person `mask` (resized to the map), and the mask's "
+     "area share (a flat map's score).")
     h, w = cam.shape
     m = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((w, h), Image.BILINEAR)) > 127
     total = float(cam.sum())
@@ -234,9 +261,12 @@ def cam_on_person(cam:np.ndarray, mask:np.ndarray) -> tuple[float, float]:
 
 # %% ../nbs/13_viz.ipynb #00000026
 def pick_views(pool:pd.DataFrame, views=('front', 'back'), seed:int=0) -> pd.DataFrame:
-    "One image of `pool` (path, pid) per wanted view, among identities with another image; a seeded order, so reruns pick the same."
+    ("One image of `pool` (path, pid) per wanted view, among identities with another image; a seeded order, "
+     "so reruns pick the same.")
     pool = pool[pool.pid.map(pool.pid.value_counts()) > 1]
-    if len(pool) < len(views): raise ValueError(f'pick_views: {len(pool)} images of identities seen twice, {len(views)} needed; use a larger scale or another dataset')
+    if len(pool) < len(views):
+        raise ValueError(f'pick_views: {len(pool)} images of identities seen twice, {len(views)} needed; '
+                         'use a larger scale or another dataset')
     order = pool.sample(frac=1, random_state=seed)
     order, rows = order.assign(view=[image_view(p) or 'unknown' for p in order.path]), []
     for v in views:
@@ -246,8 +276,10 @@ def pick_views(pool:pd.DataFrame, views=('front', 'back'), seed:int=0) -> pd.Dat
     return pd.concat(rows).assign(wanted=list(views))
 
 def identity_references(model, picked:pd.DataFrame, pool:pd.DataFrame, cfg:RunConfig) -> torch.Tensor:
-    "Per picked image: the mean embedding by `model` of the other images of its identity in `pool` (what it should match)."
-    refs = [embed(model, pool.path[(pool.pid == pid) & (pool.path != path)], cfg).mean(0) for path, pid in zip(picked.path, picked.pid)]
+    ("Per picked image: the mean embedding by `model` of the other images of its identity in `pool` "
+     "(what it should match).")
+    refs = [embed(model, pool.path[(pool.pid == pid) & (pool.path != path)], cfg).mean(0)
+            for path, pid in zip(picked.path, picked.pid)]
     return torch.from_numpy(np.stack(refs))
 
 def attention_maps(model, picked:pd.DataFrame, pool:pd.DataFrame, cfg:RunConfig) -> np.ndarray:
@@ -256,7 +288,8 @@ def attention_maps(model, picked:pd.DataFrame, pool:pd.DataFrame, cfg:RunConfig)
 
 # %% ../nbs/13_viz.ipynb #00000028
 def plot_fig6(panels:list, alpha:float=0.5, suptitle:str=''):
-    "Fig. 6: side by side panels (e.g. source, target); in each, a row per image: the image, then each method's Grad-CAM over it."
+    ("Fig. 6: side by side panels (e.g. source, target); in each, a row per image: the image, then each method's "
+     "Grad-CAM over it.")
     n_rows, n_cols = max(len(p['views']) for p in panels), 1 + max(len(p['cams']) for p in panels)
     fig = plt.figure(figsize=(1.3 * n_cols * len(panels) + 0.6, 2.4 * n_rows + 0.8), layout='constrained')
     for sub, p in zip(np.atleast_1d(fig.subfigures(1, len(panels))), panels):

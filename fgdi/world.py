@@ -72,9 +72,12 @@ def summarise(maps:dict, targets=TARGETS) -> dict:
     null = dict(in_domain=_by_target(maps, 'null_in_domain', targets),
                 cross_domain=_by_target(maps, 'null_cross_domain', targets),
                 retention=_retention(maps, 'null_cross_domain', 'null_in_domain', targets))
-    rep['controls'] = dict(null=null, oracle=_control(maps, 'oracle', targets), positive=_control(maps, 'positive', targets))
+    rep['controls'] = dict(null=null, oracle=_control(maps, 'oracle', targets),
+                           positive=_control(maps, 'positive', targets))
     return rep | dict(checks=checks(rep, targets))
 
+
+# %% ../nbs/17_world.ipynb #0c0c0c02
 def checks(rep:dict, targets=TARGETS) -> dict:
     "Each calibration target: the measured value, the bound and whether it holds."
     lo, hi = CHECKS['retention']
@@ -84,7 +87,8 @@ def checks(rep:dict, targets=TARGETS) -> dict:
         r = rep['retention'][t]['mean']
         out[f'retention_{t}'] = dict(value=r, bound=f'in [{lo}, {hi}]', ok=lo <= r <= hi)
         n = rep['controls']['null']['retention'][t]['mean']
-        out[f'null_retention_{t}'] = dict(value=n, bound=f">= {CHECKS['null_retention_min']}", ok=n >= CHECKS['null_retention_min'])
+        least = CHECKS['null_retention_min']
+        out[f'null_retention_{t}'] = dict(value=n, bound=f'>= {least}', ok=n >= least)
     d = rep['controls']['positive']['diff']['mean']
     out['positive_beats_baseline'] = dict(value=[d['low'], d['high']], bound='interval above 0',
                                           ok=bool(d['excludes_zero'] and d['low'] > 0))
@@ -104,7 +108,8 @@ def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TAR
     rep = dict(world=dict(version=WORLD_VERSION, id=world_id(used) if used != 'full' else None,
                           null_id=world_id(used, 'shared') if used != 'full' else None),
                scale=used, seeds=list(seeds), targets=list(targets), **summarise(maps, targets),
-               seconds=round(time.time() - t0, 1), made=time.strftime('%Y-%m-%d %H:%M:%S'))
+               seconds=round(time.time() - t0, 1), made=time.strftime('%Y-%m-%d %H:%M:%S'),
+               run_seconds=round(sum(r['seconds']['total'] for r in results), 1))  # training, cached runs included
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir)/'world_report.json').write_text(json.dumps(rep, indent=1))
@@ -135,14 +140,11 @@ def plot_report(rep:dict, path=None):
     return fig
 
 # %% ../nbs/17_world.ipynb #00000015
-import torch
 from dataclasses import replace
 from .config import config_hash
-from .data import relabel
+from .protocols import relabel
 from .eval import evaluate_model
-from .experiment import at_scale, prepare_scale, load_protocol, train_data, clip_weights_kw, _test_images
-from .model import build_model
-from .train import Trainer, seed_everything
+from .experiment import prepare_scale, load_protocol, fit, _test_images
 
 def holdout_sources(p, frac:float=0.2, seed:int=0) -> tuple:
     "Protocol `p` without `frac` of each source's identities, and those identities as (query, gallery)."
@@ -164,17 +166,15 @@ def validation_curve(cfg:RunConfig, runs_dir='runs', every:int=2, frac:float=0.2
     prepare_scale(cfg, progress)
     cfg = replace(cfg, eval_period=every)
     p, query, gallery = holdout_sources(load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg), frac)
-    seed_everything(cfg.seed)
-    device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    model = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg, progress))
     def held_out(m):
         r = evaluate_model(m, _test_images(query, cfg, m), _test_images(gallery, cfg, m), progress=False,
                            metric='cosine' if cfg.feat_norm else 'sqeuclidean')
         return dict(average=dict(mAP=float(r['mAP'])))
     run_dir = Path(runs_dir)/'_validation'/config_hash(cfg)
-    tr = Trainer(cfg, model, train_data(p, cfg, device, progress), run_dir, device, progress, evaluate=held_out).fit()
+    tr, _ = fit(cfg, p, run_dir, held_out, progress=progress, share=False)  # stages on other ids: not shareable
     log = [json.loads(l) for l in tr.log_path.read_text().splitlines()]
-    return [(r['epoch'], round(100 * r['eval']['average']['mAP'], 2)) for r in log if r['stage'] == 'final' and r.get('eval')]
+    evals = [r for r in log if r['stage'] == 'final' and r.get('eval')]
+    return [(r['epoch'], round(100 * r['eval']['average']['mAP'], 2)) for r in evals]
 
 def converged_epoch(curve:list, tolerance:float=1.) -> int:
     "The first epoch of `curve` whose mAP is within `tolerance` points of the curve's best."

@@ -11,10 +11,12 @@ import torch
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
+from fgdi.check import check_images
 from fgdi.clip import new_clip
 from fgdi.config import RunConfig, make_config
-from fgdi.data import DATASETS, DatasetError, check_images, load_protocol, open_dataset
+from fgdi.data import DATASETS, DatasetError, open_dataset
 from fgdi.experiment import run
+from fgdi.protocols import load_protocol
 from fgdi.synth import FOLDERS, write_world
 
 NBS = Path(__file__).parents[1]/'nbs'

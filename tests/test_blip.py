@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fgdi.tables import PAPER_COLUMNS
-from test_tables import papermill, streams  # the papermill runner shared with tests/test_tables.py
+from test_tables import assert_paired, papermill, streams  # shared with tests/test_tables.py
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
@@ -17,8 +17,10 @@ def markdown_outputs(nb_path) -> str:
 
 def test_table5_smoke(tmp_path, env):
     pytest.importorskip('transformers', reason='the blip extra is not installed: pip install -e ".[blip]"')
-    p, _ = papermill('table5.ipynb', tmp_path, ('scale', 'smoke'), ('runs_dir', tmp_path/'runs'), ('out_dir', tmp_path), env=env)
+    p, _ = papermill('table5.ipynb', tmp_path, ('scale', 'smoke'), ('seeds', 1), ('runs_dir', tmp_path/'runs'),
+                     ('out_dir', tmp_path), env=env)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert_paired(tmp_path, 'table5', 'method', {'BLIP-FGDI'}, 1)
     df = pd.read_csv(tmp_path/'table5.csv')
     assert list(df.columns[:len(PAPER_COLUMNS)]) == PAPER_COLUMNS
     assert df.method.tolist() == ['BLIP', 'BLIP', 'BLIP-FGDI', 'BLIP-FGDI'] and set(df.metric) == {'mAP', 'R1'}

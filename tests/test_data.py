@@ -1,4 +1,5 @@
-"Integration tests of fgdi.data: real-size small targets, CUHK03 extraction, the synthetic world, loaders, bad input."
+"""Integration tests of the data lessons (fgdi.data, .protocols, .transforms, .check): real-size small targets, CUHK03
+extraction, the synthetic world, loaders, bad input."""
 import importlib.util, json, os, shutil, time
 from pathlib import Path
 
@@ -8,9 +9,11 @@ import torch
 from PIL import Image
 
 from fgdi.config import RunConfig
-from fgdi.data import (DATASETS, OFFICIAL_COUNTS, PROTOCOLS, SMALL_TARGETS, SPLIT_IDS, CUHK03, DatasetError, Item,
-                       Market1501, PKSampler, PRID, ReidImages, VIPeR, build_transforms, check, check_report, draw_splits,
-                       load_protocol, load_split, make_loaders, open_dataset, rank_split, splits_record, target_splits)
+from fgdi.check import OFFICIAL_COUNTS, check, check_report
+from fgdi.data import (DATASETS, SPLIT_IDS, CUHK03, DatasetError, Item, Market1501, PRID, ReidImages, VIPeR,
+                       draw_splits, load_split, open_dataset, rank_split)
+from fgdi.protocols import PROTOCOLS, SMALL_TARGETS, load_protocol, splits_record, target_splits
+from fgdi.transforms import PKSampler, build_transforms, make_loaders
 
 
 def write_images(root, names, size=(4, 8)):

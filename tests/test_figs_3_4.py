@@ -2,9 +2,9 @@
 import json, math
 import pandas as pd
 import pytest
-from test_tables import papermill, streams, env  # noqa: F401  (env is a fixture)
+from test_tables import assert_paired, papermill, streams, env  # noqa: F401  (env is a fixture)
 
-SUBSET = (('apns', 'none,ed'), ('betas', '0.3'))  # Table VIII's rows `none` and ED β = 0.3: one shared prefix, two final stages
+SUBSET = (('apns', 'none,ed'), ('betas', '0.3'), ('seeds', 1))  # Table VIII's rows `none` and ED β = 0.3: one shared prefix, two final stages
 
 def results(runs) -> set: return set(runs.glob('*/result.json'))
 
@@ -43,11 +43,12 @@ def test_fig3_csv_and_png(fig3):
     paper = df.query("source == 'paper' and metric == 'mAP'").set_index('beta')['mean']
     assert paper.to_dict() == {0.0: 80.7, 0.3: 82.7}  # Table VIII's none and ED β = 0.3 averages
     assert (d/'fig3_beta.png').stat().st_size > 0
+    assert_paired(d, 'fig3_beta', 'setting', {'apn=none;beta=0'}, 1)  # against the default, ED β = 0.3
 
 @pytest.fixture(scope='module')
 def fig4(tmp_path_factory, env, runs, fig3):
     d, before = tmp_path_factory.mktemp('fig4'), results(runs)
-    p, _ = papermill('fig4_init_epochs.ipynb', d, ('scale', 'smoke'), ('epochs', '0,1,3'), ('runs_dir', runs), ('out_dir', d), env=env)
+    p, _ = papermill('fig4_init_epochs.ipynb', d, ('scale', 'smoke'), ('epochs', '0,1,3'), ('seeds', 1), ('runs_dir', runs), ('out_dir', d), env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     return d, results(runs) - before
 
@@ -59,6 +60,7 @@ def test_fig4_collapses_paper_epochs_onto_runs(fig4):
     assert (df.query('epochs_run == 1').groupby('metric').ours.nunique() == 1).all()  # paper epochs 1 and 3: one run
     assert df.query("epochs == 3 and metric == 'mAP'").paper.item() == 82.1 and df.paper.notna().sum() == 1
     assert (d/'fig4_init_epochs.png').stat().st_size > 0
+    assert_paired(d, 'fig4_init_epochs', 'epochs_run', {0}, 1)  # 1 and 3 paper epochs are the reference run
     # 1 and 3 epochs shrink to Table VIII's ED β = 0.3 run, already trained: only the run without initial stage is new
     assert len(new) == 1
     cfg = json.loads(next(iter(new)).read_text())['config']

@@ -3,8 +3,8 @@ import pytest, torch
 import torch.nn.functional as F
 from fgdi.config import APN_KINDS, make_config
 from fgdi.grl import DomainClassifier, GRL, grad_reverse
-from fgdi.losses import (apn_loss, domain_loss, euclidean_dist, i2tce_loss, id_loss, stage_losses, supcon_loss,
-                         triplet_loss)
+from fgdi.losses import (apn_loss, domain_loss, euclidean_dist, i2tce_loss, id_loss, prompt_losses,
+                         supcon_loss, triplet_loss)
 
 
 def _apn_inputs(B=8, M=5, d=16, dtype=torch.float64, seed=0):
@@ -82,7 +82,7 @@ def test_prompt_stage_domain_gradient_is_reversed():
     def grad_t(reverse):
         t = t0.clone().requires_grad_()
         lp = dc(grad_reverse(t, cfg.grl_lambda) if reverse else t)
-        stage_losses('id_tokens', cfg, v=v, t=t, labels=y, logprobs=lp, domains=doms)['total'].backward()
+        prompt_losses(v, t, y, cfg, logprobs=lp, domains=doms)['total'].backward()
         return t.grad
     t = t0.clone().requires_grad_()
     (supcon_loss(v, t, y, y) + supcon_loss(t, v, y, y)).backward()
@@ -102,7 +102,6 @@ def test_domain_loss_on_logprobs_equals_nll():
     (lambda x: apn_loss('apnce', **{**x, 'labels': None}), 'needs `labels`'),
     (lambda x: apn_loss('ed', **{**x, 't_neg': None}), 'needs `t_neg`'),
     (lambda x: i2tce_loss(x['v'], x['text_pos_all'][:2], x['labels'] * 0 + 4), 'text_all has only 2 rows'),
-    (lambda x: stage_losses('warmup', make_config()), "unknown stage 'warmup'"),
 ])
 def test_errors_name_the_problem(call, msg):
     with pytest.raises(ValueError, match=msg.replace('(', r'\(').replace('`', '.')): call(_apn_inputs())

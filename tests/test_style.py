@@ -23,19 +23,23 @@ def test_offences_are_found(tmp_path):
     assert offences(tmp_path/'x.ipynb') == ['code cell 0: 41 lines (at most 40)',
                                            'code cell 1 line 2: 121 characters (at most 120)']
 
-# Notebooks that broke the rule when this check was written (issue 15, item 6: being split and wrapped by their
-# owners). They are expected to fail until fixed: drop a name once its notebook passes. Any other notebook must pass.
-KNOWN_OFFENDERS = {'00_config', '01_clip', '02_prompts', '03_grl', '04_losses', '05_model', '06_synth', '07_data',
-                   '08_eval', '09_train', '10_pretrain', '11_experiment', '12_tables', '13_viz',
-                   '14_cli', '15_blip', '17_world', 'fig3_beta', 'fig4_init_epochs', 'fig5_tsne',
-                   'fig6_gradcam', 'table1', 'table2', 'table3', 'table4', 'table5', 'table6', 'table7', 'table8',
-                   'world'}
-
-def _case(path: Path):
-    known = pytest.mark.xfail(reason='long cells or lines, to be split by the notebook owner', strict=False)
-    return pytest.param(path, id=path.stem, marks=[known] if path.stem in KNOWN_OFFENDERS else [])
-
-@pytest.mark.parametrize('path', [_case(p) for p in sorted(NBS.glob('*.ipynb'))])
+@pytest.mark.parametrize('path', sorted(NBS.glob('*.ipynb')), ids=lambda p: p.stem)
 def test_notebook_style(path):
     found = offences(path)
     assert not found, f"{path.name}: split the cell or wrap the line:\n" + '\n'.join(found)
+
+def _parameter_names(cell) -> list[str]:
+    "Names assigned at the start of a line of a `parameters` cell."
+    import re
+    return [m[1] for m in re.finditer(r'(?m)^(\w+)\s*(?::[^=]+)?=', cell.source)]
+
+@pytest.mark.parametrize('path', [p for p in sorted(NBS.glob('*.ipynb'))
+                                  if any('parameters' in c.metadata.get('tags', [])
+                                         for c in nbformat.read(p, as_version=4).cells)], ids=lambda p: p.stem)
+def test_papermill_lists_every_parameter(path):
+    "`papermill --help-notebook` shows every parameter (papermill cannot parse a line whose comment holds '=')."
+    import papermill as pm
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if 'parameters' in c.metadata.get('tags', []))
+    listed = set(pm.inspect_notebook(str(path)))
+    assert set(_parameter_names(cell)) <= listed, f"{path.name}: not listed by papermill: " \
+        f"{sorted(set(_parameter_names(cell)) - listed)} (keep '=' out of the parameter's comment)"

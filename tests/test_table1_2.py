@@ -3,7 +3,7 @@ import math, os
 import pandas as pd
 import pytest
 from fgdi.tables import PAPER_COLUMNS, papers_dir
-from test_tables import assert_stops_early, papermill, streams  # the papermill runner shared with tests/test_tables.py
+from test_tables import assert_paired, assert_stops_early, papermill, streams  # the papermill runner shared with tests/test_tables.py
 
 OURS = {'Ours', 'CLIP-ReID'}  # paper rows that fgdi trains; the rest are quoted
 
@@ -27,20 +27,22 @@ def check_side_by_side(df, protocol, targets):
     assert set(df.row[trained]) == {'Ours', 'CLIP-ReID (ours, framework baseline)'}
 
 def test_table1_smoke(tmp_path, env):
-    run_table('table1.ipynb', tmp_path, env)
+    run_table('table1.ipynb', tmp_path, env, ('seeds', 1))
     df = pd.read_csv(tmp_path/'table1.csv')
     check_side_by_side(df, 1, ['PRID', 'GRID', 'VIPeR', 'iLIDS'])
     assert len(df) == len(pd.read_csv(papers_dir()/'table1.csv'))
     assert set(df.source[df.method == 'Ours']) == {'readme-figure'}
     assert (tmp_path/'table1.png').stat().st_size > 0
     assert '### fgdi scale: SMOKE' in streams(tmp_path/'out.ipynb')
+    assert_paired(tmp_path, 'table1', 'method', {'Ours'}, 1)
 
 def test_table2_smoke_one_target(tmp_path, env):
-    run_table('table2.ipynb', tmp_path, env, ('protocol', 2), ('targets', 'M'))
+    run_table('table2.ipynb', tmp_path, env, ('protocol', 2), ('targets', 'M'), ('seeds', 1))
     df = pd.read_csv(tmp_path/'table2_protocol2.csv')
     check_side_by_side(df, 2, ['Market1501'])
     assert set(df.over.dropna()) == {'Market1501'}
     assert (tmp_path/'table2_protocol2.png').stat().st_size > 0
+    assert_paired(tmp_path, 'table2_protocol2', 'method', {'Ours'}, 1)
 
 @pytest.mark.parametrize('nb, params, message', [
     ('table1.ipynb', (('protocol', 2),), 'parameter protocol=2 is not valid (Table I is Protocol-1'),

@@ -3,7 +3,7 @@ import json, math, os, re, subprocess, sys, time
 from pathlib import Path
 import pandas as pd
 import pytest
-from fgdi.tables import PAPER_COLUMNS
+from fgdi.tables import PAPER_COLUMNS, PAIRED_COLUMNS
 
 NBS = Path(__file__).parent.parent/'nbs'
 
@@ -31,6 +31,14 @@ def streams(nb_path) -> str:
 def trained_runs(text:str) -> int:
     "How many runs a notebook's grids trained: the sum of their 'N of M runs to train' lines (0 when all were read back)."
     return sum(int(n) for n in re.findall(r'(\d+) of \d+ runs to train', text))
+
+def assert_paired(d, name:str, by:str, rows:set, n:int):
+    "`d/<name>_paired.csv` pairs each of `rows` (column `by`) with the reference over `n` seeds; the notebook says so."
+    pairs = pd.read_csv(d/f'{name}_paired.csv')
+    assert pairs.columns[0] == by and list(pairs.columns[-len(PAIRED_COLUMNS):]) == PAIRED_COLUMNS, list(pairs.columns)
+    assert set(pairs[by]) == set(rows) and set(pairs.n) == {n}, pairs
+    text = json.dumps(json.loads((d/'out.ipynb').read_text()))
+    assert ('n=1, no interval' if n == 1 else f'Paired by seed over {n} seeds') in text and 'Kendall tau' in text
 
 @pytest.fixture(scope='module')
 def env(tmp_path_factory):
@@ -67,6 +75,7 @@ def test_table4_pairs_each_row_with_the_baseline_by_seed(table4):
         assert abs(diff - (ours[setting, metric] - ours['none', metric])) < 1e-9
     text = json.dumps(json.loads((d/'out.ipynb').read_text()))
     assert 'Paired by seed over 2 seeds (average mAP)' in text and 'Kendall tau' in text
+    assert_paired(d, 'table4_protocol2', 'setting', {'A', 'B', 'A+B w/o C', 'A+B'}, 2)
 
 def test_table4_rerun_is_cached(table4, env):
     d, first = table4

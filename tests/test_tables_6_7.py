@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fgdi.tables import PAPER_COLUMNS
-from test_tables import papermill, streams, trained_runs, env  # noqa: F401  (env is a fixture)
+from test_tables import assert_paired, papermill, streams, trained_runs, env  # noqa: F401  (env is a fixture)
 
 def finite_percent(values): return all(math.isfinite(v) and 0 <= v <= 100 for v in values)
 
@@ -19,7 +19,7 @@ def trained_configs(runs) -> list:
 
 def run_ok(nb, d, *params, env):
     "Execute `nb` at smoke scale into `d` (with its own runs folder); fail with its stderr if it fails."
-    p, _ = papermill(nb, d, ('scale', 'smoke'), *params, ('runs_dir', d/'runs'), ('out_dir', d), env=env)
+    p, _ = papermill(nb, d, ('scale', 'smoke'), ('seeds', 1), *params, ('runs_dir', d/'runs'), ('out_dir', d), env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     return d
 
@@ -37,6 +37,7 @@ def test_table6_csv_has_the_paper_rows_and_ours(table6):
     assert set(df.protocol) == {1} and set(df.scale) == {'smoke'} and set(df.over) == {'PRID+GRID+VIPeR+iLIDS'}
     assert finite_percent(df.ours) and ((df.ours - df.value - df.delta).abs() < 1e-9).all(), df[['method', 'metric', 'ours']]
     assert (table6/'table6_protocol1.png').stat().st_size > 0
+    assert_paired(table6, 'table6_protocol1', 'method', {'CLIP-FGDI'}, 1)
     assert "ViT-B-16 runs as `fgdi-tiny-vit`" in displayed_markdown(table6/'out.ipynb')
 
 def test_table6_vit_w_c_trains_without_text(table6):
@@ -53,6 +54,7 @@ def test_table7_subset_csv_has_the_paper_rows_and_ours(table7):
     assert set(df.protocol) == {1} and set(df.scale) == {'smoke'} and set(df.target) == {'average'}
     assert finite_percent(df.ours) and ((df.ours - df.value - df.delta).abs() < 1e-9).all(), df[['setting', 'method', 'ours']]
     assert (table7/'table7.png').stat().st_size > 0
+    assert_paired(table7, 'table7', 'method', {'ResNet-50 +ours', 'ResNet-101', 'ResNet-101 +ours'}, 1)  # vs ResNet-50
 
 def test_table7_resnets_share_one_stand_in_at_smoke(table7):
     df = pd.read_csv(table7/'table7.csv')
