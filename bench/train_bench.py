@@ -63,24 +63,28 @@ def step_functions(model, cfg, device, batch:int, size, n_ids:int, n_domains:int
     text_pos = tp.repeat(n_ids // len(tp) + 1, 1)[:n_ids]; text_neg = text_pos.flip(0)
     v_cache = torch.randn(batch, text_pos.shape[1], device=device)
 
+    def optimise(loss, opt):
+        "The optimiser step of fgdi's training loop: zero_grad, (scaled) backward, step, scaler update."
+        opt.zero_grad(set_to_none=True); prec.scaler.scale(loss).backward(); prec.scaler.step(opt); prec.scaler.update()
+
     def bare():
         model.train()
         with prec.autocast(): f = model.image_encoder(x)
-        prec.step(f.float().pow(2).mean(), opt_img)
+        optimise(f.float().pow(2).mean(), opt_img)
 
     def final_step():
         model.train()
         with prec.autocast(): scores, feats, v = model(x)
         terms = final_losses([s.float() for s in scores], [f.float() for f in feats], y, v.float(), text_pos, cfg,
                              t_pos=text_pos[y], t_neg=text_neg[y], text_neg_all=text_neg)
-        prec.step(terms['total'], opt_img)
+        optimise(terms['total'], opt_img)
 
     def id_token_step():
         model.train()
         with prec.autocast():
             t = model.text(y); logp = model.domain_logits(t, False)
         terms = prompt_losses(v_cache, t.float(), y, cfg, logprobs=logp.float(), domains=dom)
-        prec.step(terms['total'], opt_txt)
+        optimise(terms['total'], opt_txt)
 
     def text_step(full_context:bool):
         "Text tower forward+backward over B prompts: up to the end-of-text token (what fgdi runs) or the whole context."
