@@ -224,15 +224,9 @@ def _each(paths: list[Path], run):
 
 
 # %% ../nbs/90_docs.ipynb #5a1ue003
-def _value(text: str):
-    "A command-line parameter value as papermill's `-p` reads it: an int, else a float, else the text."
-    for kind in (int, float):
-        try: return kind(text)
-        except ValueError: pass
-    return text
-
 def main(argv: list[str]|None = None):
     "`python -m fgdi.docs refresh|papers|site ...`"
+    from papermill.cli import _resolve_type  # `-p` values read as papermill's own command line reads them
     ap = argparse.ArgumentParser(prog='python -m fgdi.docs', description=__doc__)
     sub = ap.add_subparsers(dest='command', required=True)
     sub.add_parser('refresh', help='execute lessons in place').add_argument('names', nargs='*')
@@ -250,7 +244,7 @@ def main(argv: list[str]|None = None):
     except ValueError as e: ap.error(str(e))
     if args.command == 'refresh': _each(chosen, lambda p: f"{p.name}: {execute(p):.0f} s")
     if args.command == 'papers': _each(chosen, lambda p: run_paper(p, args.out, args.scale, args.seeds, args.runs_dir,
-                                                                 {k: _value(v) for k, v in args.p}))
+                                                                 {k: _resolve_type(v) for k, v in args.p}))
     if args.command == 'site': print(build_site(args.out))
 
 if __name__ == '__main__' and '__file__' in globals(): main()  # `python -m fgdi.docs`, not this notebook
