@@ -195,6 +195,8 @@ def _check_combinations(cfg:RunConfig):
            "Protocol-2/3 target to train on; Protocol-1 trains on its sources only (train_on='sources')")
     _check(cfg.train_on == 'sources' or cfg.num_classes == 'real', f"RunConfig.train_on={cfg.train_on!r} changes "
            "the identities trained on, so the released code's fixed class counts do not apply: use num_classes='real'")
+    _check(cfg.mixstyle == 0 or cfg.backbone not in BLIP_BACKBONES, f"RunConfig.mixstyle={cfg.mixstyle} mixes the "
+           f"statistics of a CLIP ViT or ResNet image encoder, not {cfg.backbone}'s: use mixstyle=0 with BLIP")
     _check(cfg.style_aug == 0 or cfg.transforms == 'fgdi', f"RunConfig.style_aug={cfg.style_aug} restyles images "
            "in the 'fgdi' transforms only; use transforms='fgdi' or style_aug=0")
     _check(cfg.use_domain or not cfg.use_apn, "Switch C (use_apn) needs switch B (use_domain): the apn loss compares "
