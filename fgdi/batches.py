@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image
-from tqdm.auto import tqdm
+from .eval import progress_bar
 
 from .config import RunConfig, cache_dir
 from .data import read_image
@@ -48,7 +48,7 @@ def decode(path, size:tuple, method:str='bicubic') -> np.ndarray:
 def _decode_into(out, paths, size, method, progress, desc):
     with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
         rows = pool.map(lambda p: decode(p, size, method), paths)
-        rows = tqdm(rows, total=len(paths), desc=desc, disable=not progress, leave=False)
+        rows = progress_bar(rows, total=len(paths), desc=desc, disable=not progress, leave=False)
         for i, row in enumerate(rows): out[i] = row
 
 # %% ../nbs/07b_batches.ipynb #9a7158b4

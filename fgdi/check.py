@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from PIL import Image
-from tqdm.auto import tqdm
 
 from .config import RunConfig, cache_dir, data_root
 from .data import DATASETS, DatasetError, ReidDataset, SmallTarget, open_dataset
+from .eval import progress_bar
 
 # %% auto #0
 __all__ = ['OFFICIAL_COUNTS', 'MIN_SIDE', 'MAX_SIDE', 'CheckRow', 'expected_counts', 'check', 'format_check', 'check_report',
@@ -133,7 +133,7 @@ def verify_images(paths, progress:bool=False, desc:str='decoding') -> dict:
     try: verified = json.loads(record.read_text())
     except (OSError, ValueError): verified = {}  # no record yet, or a damaged one: everything is verified again
     todo, bad = [p for p in paths if verified.get(p) != _stamp(p)], {}
-    for p in tqdm(todo, desc=desc, unit='img', disable=not (progress and todo)):
+    for p in progress_bar(todo, desc=desc, unit='img', disable=not (progress and todo)):
         problem = image_problem(p)
         if problem: bad[p] = problem
         else: verified[p] = _stamp(p)

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
-from .config import RunConfig, BLIP_BACKBONES, config_hash, config_dict, data_root
+from .config import RunConfig, BLIP_BACKBONES, config_hash, config_dict, data_root, cache_dir
 from .clip import weights_file
 from .check import check
 from .data import ReidImages
@@ -26,8 +26,8 @@ from .pretrain import world_root, ensure_world, small_clip_weights, small_clip_n
 __all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_ONLY', 'full_scale_missing', 'weights_path',
            'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
            'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'file_digest', 'data_record',
-           'weights_record', 'banner', 'read_result', 'environment', 'scale_line', 'prepare_scale', 'RunLock',
-           'stages_key', 'share_stages', 'fit', 'train_and_evaluate', 'clip_weights_kw', 'run', 'run_grid',
+           'weights_record', 'banner', 'read_result', 'environment', 'scale_line', 'RunLock', 'stages_key',
+           'share_stages', 'fit', 'train_and_evaluate', 'clip_weights_kw', 'prepare_scale', 'run', 'run_grid',
            'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
@@ -304,12 +304,6 @@ def scale_line(scale:str, why:str) -> str:
     note = '' if scale == 'full' else ' -- short schedules and a small model, NOT comparable with the paper'
     return f"### fgdi scale: {scale.upper()}{note} ({why})"
 
-def prepare_scale(cfg:RunConfig, progress:bool=True):
-    "Write the world `cfg` runs on (if it does), decode every image it reads, pretrain the small CLIP it needs."
-    if cfg.world: ensure_world(cfg.data_root, cfg.scale, styles=cfg.styles)
-    check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
-    clip_weights_kw(cfg, progress)
-
 # %% ../nbs/11_experiment.ipynb #1c0c0002
 import errno, secrets, threading
 from contextlib import suppress
@@ -330,7 +324,7 @@ class RunLock:
             holder, age = self.holder()
             if holder is None: continue  # released a moment ago
             if self._gone(holder, age): self._break(holder); continue
-            if self.waited_for is None:
+            if self.waited_for is None and holder:  # named: not `{}`, a holder still writing its name
                 print(f"fgdi: waiting for {_who(holder)}, which is computing {self.folder}", flush=True)
                 self.waited_for = holder
             time.sleep(self.poll)
@@ -459,6 +453,13 @@ def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
     settings = small_clip_settings(cfg)
     if settings is None or cfg.clip_weights != small_clip_name(settings): return {}
     return dict(weights=str(small_clip_weights(settings, progress=progress)))
+
+def prepare_scale(cfg:RunConfig, progress:bool=True):
+    "Write the world `cfg` runs on (if it does), decode every image it reads, pretrain the small CLIP it needs."
+    with RunLock(cache_dir()/'setup'):  # one process sets up; another waits, then finds everything there
+        if cfg.world: ensure_world(cfg.data_root, cfg.scale, styles=cfg.styles)
+        check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
+        clip_weights_kw(cfg, progress)
 
 # %% ../nbs/11_experiment.ipynb #1c0c000a
 def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose:bool=True) -> dict:

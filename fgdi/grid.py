@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 from .config import RunConfig, config_hash
 from .protocols import protocol_name
+from .eval import progress_bar
 from .experiment import run, read_result, resolve_scale, at_scale, stages_key, scale_line
 
 # %% auto #0
@@ -213,7 +214,7 @@ class Progress:
     bar: tqdm = field(init=False)
 
     def __post_init__(self):
-        self.bar = tqdm(total=self.total, initial=self.done, desc='grid', unit='run', file=sys.stderr, mininterval=5)
+        self.bar = progress_bar(total=self.total, initial=self.done, desc='grid', unit='run', file=sys.stderr)
         self.bar.postfix_counts = None
 
     def show(self, states:dict):

@@ -8,11 +8,11 @@ import hashlib, json, os, shutil, time
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
 import open_clip
 from open_clip.loss import ClipLoss
 from .config import cache_dir
 from .clip import build_clip
+from .eval import progress_bar
 from .train import atomic_write
 from .synth import write_world, world_id, pretrain_id
 
@@ -79,7 +79,7 @@ def pretrain_clip(pairs:dict, backbone='fgdi-mini-vit', size=(128, 64), epochs:i
     steps = epochs * max(1, len(train) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     loss_fn, losses, tokens = ClipLoss(), [], tokenize(model, pairs['captions'])
-    bar = tqdm(range(epochs), desc='pretraining small CLIP', disable=not progress)
+    bar = progress_bar(range(epochs), desc='pretraining small CLIP', disable=not progress)
     for _ in bar:
         total, order = 0.0, train[torch.randperm(len(train))]
         for idx in order.split(batch_size)[: max(1, len(train) // batch_size)]:

@@ -15,11 +15,11 @@ from .config import STYLE_MODES
 
 # %% auto #0
 __all__ = ['COLOURS', 'HAIR_COLOURS', 'SKIN', 'UPPER', 'LOWER', 'ANY', 'HAIR', 'PATTERNS', 'LOWER_KINDS', 'BAGS', 'VIEWS',
-           'STYLES', 'PRETRAIN_STYLES', 'DATASETS', 'FOLDERS', 'SCALES', 'DISTRACTOR', 'VIPER_ANGLES', 'PLANNERS',
-           'PRETRAIN_CODE', 'WORLD_VERSION', 'SHARED_STYLE', 'WORLD_ENTRIES', 'FORMATS', 'Person', 'draw_person',
-           'attributes', 'caption', 'draw_figure', 'Style', 'Look', 'camera_look', 'rendition_matrix', 'render',
-           'world_numbers', 'expected_counts', 'Shot', 'plan_world', 'person_of', 'plan_pretrain', 'world_id',
-           'pretrain_id', 'style_of', 'write_world']
+           'WARDROBES', 'STYLES', 'PRETRAIN_STYLES', 'DATASETS', 'FOLDERS', 'SCALES', 'DISTRACTOR', 'VIPER_ANGLES',
+           'PLANNERS', 'PRETRAIN_CODE', 'WORLD_VERSION', 'PRETRAIN_VERSION', 'SHARED_STYLE', 'WORLD_ENTRIES', 'FORMATS',
+           'Wardrobe', 'Person', 'draw_person', 'attributes', 'caption', 'draw_figure', 'Style', 'Look', 'camera_look',
+           'rendition_matrix', 'render', 'world_numbers', 'expected_counts', 'Shot', 'plan_world', 'person_of',
+           'plan_pretrain', 'world_id', 'pretrain_id', 'style_of', 'shot_person', 'write_world']
 
 # %% ../nbs/06_synth.ipynb #00000006
 COLOURS = {'black': (30, 30, 32), 'white': (232, 232, 226), 'grey': (128, 128, 130), 'navy': (30, 42, 95),
@@ -47,6 +47,20 @@ def _pick(rng, weights: dict, exclude=()):
     w = np.array([weights[n] for n in names], float)
     return names[rng.choice(len(names), p=w / w.sum())]
 
+# %% ../nbs/06_synth.ipynb #c0a1d2e8
+@dataclass(frozen=True)
+class Wardrobe:
+    "How a domain's people dress: (name, factor) pairs that scale the base weights, and the share of short sleeves."
+    upper: tuple = ()          # factors of the upper garment's colours (`UPPER`)
+    lower: tuple = ()          # factors of the lower garment's colours (`LOWER`)
+    lower_kinds: tuple = ()    # factors of trousers / shorts / skirt (`LOWER_KINDS`)
+    short_sleeves: float = 0.4
+
+def _weighted(base: dict, factors: tuple) -> dict:
+    f = dict(factors)
+    return {k: w * f.get(k, 1) for k, w in base.items()}
+
+
 # %% ../nbs/06_synth.ipynb #38717baa
 @dataclass(frozen=True)
 class Person:
@@ -61,16 +75,17 @@ class Person:
     stripe: tuple     # (period, phase, thickness) of stripes and checks, in body units
     belt: str         # belt colour, or ''
 
-def draw_person(rng: np.random.Generator) -> Person:
-    "A random identity drawn from `rng`."
-    upper = _pick(rng, UPPER)
+def draw_person(rng: np.random.Generator, wardrobe: Wardrobe = Wardrobe()) -> Person:
+    "A random identity drawn from `rng`, dressed from `wardrobe` (the base weights by default)."
+    upper = _pick(rng, _weighted(UPPER, wardrobe.upper))
     return Person(
         height=float(rng.uniform(0.86, 1.0)), width=float(rng.uniform(0.85, 1.15)),
         skin=int(rng.integers(len(SKIN))),
         hair=_pick(rng, HAIR), hair_len=('short', 'long')[int(rng.random() < 0.3)],
         upper=upper, upper2=_pick(rng, ANY, exclude=(upper,)), pattern=_pick(rng, PATTERNS),
-        sleeves=('long', 'short')[int(rng.random() < 0.4)],
-        lower=_pick(rng, LOWER), lower_kind=_pick(rng, LOWER_KINDS), shoes=_pick(rng, LOWER),
+        sleeves=('long', 'short')[int(rng.random() < wardrobe.short_sleeves)],
+        lower=_pick(rng, _weighted(LOWER, wardrobe.lower)),
+        lower_kind=_pick(rng, _weighted(LOWER_KINDS, wardrobe.lower_kinds)), shoes=_pick(rng, LOWER),
         bag=_pick(rng, BAGS), bag_colour=_pick(rng, ANY), bag_side=int(rng.choice((-1, 1))),
         shade=tuple(tuple(int(v) for v in rng.integers(-18, 19, 3)) for _ in range(3)),
         logo=((_pick(rng, ANY, exclude=(upper,)), float(rng.uniform(-0.3, 0.3)), float(rng.uniform(0.15, 0.5)),
@@ -233,6 +248,7 @@ class Style:
     hue: float = 0.                  # colour rendition: the chroma rotated about the grey axis (degrees)
     saturation: float = 1.           # chroma gain of the camera pipeline
     gamma: float = 1.                # tone curve: out = in ** gamma (on [0, 1])
+    wardrobe: Wardrobe = Wardrobe()  # how the domain's people dress (season, climate, place)
 
 # %% ../nbs/06_synth.ipynb #adb6170a
 @dataclass(frozen=True)
@@ -337,22 +353,38 @@ def render(p: Person, style: Style, cam: int = 0, key=(0,), seed: int = 0, condi
     if (dh, dw) != (h, w): im = im.resize((w, h), Image.BILINEAR)
     return Image.fromarray(_light(np.asarray(im, np.float32), rng, look, style, condition, seed)), view
 
+# %% ../nbs/06_synth.ipynb #c0a1d2e4
+_SUMMER = (('white', 3), ('red', 2.5), ('yellow', 3), ('orange', 2.5), ('green', 2), ('blue', 1.5), ('pink', 2),
+           ('black', 0.3), ('navy', 0.4), ('grey', 0.6), ('brown', 0.3), ('maroon', 0.5))
+_WINTER = (('black', 3), ('navy', 2), ('grey', 1.5), ('maroon', 1.5), ('brown', 2), ('white', 0.3), ('yellow', 0.1),
+           ('orange', 0.1), ('pink', 0.2), ('green', 0.3), ('light blue', 0.2))
+_SUBTROPICAL = (('white', 3), ('light blue', 3), ('blue', 2), ('grey', 1.5), ('black', 0.5), ('maroon', 0.5),
+                ('brown', 0.5))
+WARDROBES = {
+    'Market1501': Wardrobe(upper=_SUMMER, lower=(('black', 0.5), ('beige', 2), ('white', 2), ('light blue', 2)),
+                           lower_kinds=(('shorts', 5), ('skirt', 2)), short_sleeves=0.8),
+    'MSMT17': Wardrobe(upper=_WINTER, lower=(('black', 2),), lower_kinds=(('shorts', 0.02), ('skirt', 0.3)),
+                       short_sleeves=0.03),
+    'CUHK03': Wardrobe(upper=_SUBTROPICAL, lower=(('blue', 2), ('beige', 1.5)), lower_kinds=(('shorts', 2),),
+                       short_sleeves=0.6)}
+
 # %% ../nbs/06_synth.ipynb #00000017
 STYLES = {s.name: s for s in [
     Style('Market1501', (128, 64), cameras=6,
           walls=((150, 160, 150), (120, 140, 110), (172, 162, 142)), floors=((140, 140, 135), (118, 124, 114)),
           light=(0.9, 1.2), cast=0.07, tint=(1.02, 1., 0.97), blur=0.5, noise=3,
-          hue=10, saturation=1.5, gamma=0.75),
+          hue=10, saturation=1.5, gamma=0.75, wardrobe=WARDROBES['Market1501']),
     Style('MSMT17', (128, 48), size_jitter=0.2, cameras=15,
           walls=((160, 150, 140), (110, 115, 125), (190, 180, 160)), floors=((120, 120, 125), (150, 140, 120)),
           clutter=4, texture=10, light=(0.75, 1.2), cast=0.1, blur=0.6, noise=4, views=(0.35, 0.35, 0.3), quality=85,
           # lighting conditions: morning, noon, afternoon
           conditions=((0.85, (0.95, 1., 1.08)), (1.15, (1.03, 1.02, 0.95)), (0.95, (1.08, 0.98, 0.88))),
-          hue=-65, saturation=0.55, gamma=1.2),
+          hue=-65, saturation=0.55, gamma=1.2, wardrobe=WARDROBES['MSMT17']),
     Style('CUHK03', (128, 48), size_jitter=0.1, cameras=10,
           walls=((90, 100, 120), (120, 110, 100)), floors=((80, 85, 95),), clutter=2, texture=8,
           light=(0.7, 1.), cast=0.05, tint=(0.95, 0.98, 1.08), blur=1.2, noise=4, views=(0.45, 0.45, 0.1),
-          low_res=0.6, hue=70, saturation=0.8),
+          low_res=0.6, fill=(0.62, 0.78), hue=70, saturation=0.8,
+          wardrobe=WARDROBES['CUHK03']),
     Style('CUHK02', (128, 48), cameras=10,
           walls=((170, 170, 165), (140, 150, 160)), floors=((150, 145, 140),), clutter=1, texture=6,
           light=(0.9, 1.15), cast=0.04, blur=0.4, noise=2, views=(0.5, 0.4, 0.1), hue=25),
@@ -397,8 +429,9 @@ DATASETS = ('Market1501', 'MSMT17', 'CUHK03', 'CUHK02', 'CUHK-SYSU', 'PRID', 'GR
 FOLDERS = {'Market1501': 'Market-1501-v15.09.15', 'MSMT17': 'MSMT17_V1', 'CUHK03': 'cuhk03', 'CUHK02': 'cuhk02',
            'CUHK-SYSU': 'cuhk_sysu', 'PRID': 'PRID', 'GRID': 'underground_reid', 'VIPeR': 'VIPeR', 'iLIDS': 'iLIDS'}
 # pretrain: domains, ids, images per id
-SCALES = {'mini': dict(large=1 / 20, huge=1 / 40, small=1 / 2, floor=8, pretrain=(4, 300, 4)),
-          'smoke': dict(large=0., huge=0., small=0., floor=4, pretrain=(2, 4, 2))}
+# train: how many times more identities the training splits of Market1501, MSMT17 and CUHK03 get than their test splits
+SCALES = {'mini': dict(large=1 / 20, huge=1 / 40, small=1 / 2, floor=8, train=4, pretrain=(4, 300, 4)),
+          'smoke': dict(large=0., huge=0., small=0., floor=4, train=1, pretrain=(2, 4, 2))}
 
 def _r(x): return int(math.floor(x + 0.5))
 
@@ -410,11 +443,12 @@ def _scale(scale):
 def world_numbers(scale: str = 'mini') -> dict:
     "The identity and image counts that define each dataset of the world: the real counts times the scale's fraction."
     s = _scale(scale)
-    def ids(real, group, even=False):
-        n = max(s['floor'], _r(real * s[group]))
+    def ids(real, group, even=False, train=False):
+        n = max(s['floor'], _r(real * s[group] * (s['train'] if train else 1)))
         return n + n % 2 if even else n
-    m_tr, m_te, ms_tr, ms_te = ids(751, 'large'), ids(750, 'large'), ids(1041, 'huge'), ids(3060, 'huge')
-    c3_tr, c3_te, sysu = ids(767, 'large'), ids(700, 'large'), ids(11934, 'huge')
+    m_tr, m_te = ids(751, 'large', train=True), ids(750, 'large')
+    ms_tr, ms_te = ids(1041, 'huge', train=True), ids(3060, 'huge')
+    c3_tr, c3_te, sysu = ids(767, 'large', train=True), ids(700, 'large'), ids(11934, 'huge')
     prid, grid = ids(200, 'small', even=True), ids(250, 'small', even=True)
     return {
         'Market1501': dict(train_ids=m_tr, test_ids=m_te, train=_r(m_tr * 12936 / 751), query=_r(m_te * 3368 / 750),
@@ -702,9 +736,9 @@ def plan_world(scale: str = 'mini', seed: int = 0) -> dict:
 PRETRAIN_CODE = 100
 
 @lru_cache(maxsize=1 << 16)
-def person_of(key: int, seed: int = 0) -> Person:
-    "The identity with key `key` in the world of `seed`."
-    return draw_person(np.random.default_rng([seed, 1, key]))
+def person_of(key: int, seed: int = 0, wardrobe: Wardrobe = Wardrobe()) -> Person:
+    "The identity with key `key` in the world of `seed`, dressed from `wardrobe`."
+    return draw_person(np.random.default_rng([seed, 1, key]), wardrobe)
 
 def plan_pretrain(scale: str = 'mini', seed: int = 0) -> tuple[list, list]:
     "The shots of the pretraining domains and their caption records."
@@ -718,13 +752,14 @@ def plan_pretrain(scale: str = 'mini', seed: int = 0) -> tuple[list, list]:
                 view, path = VIEWS[rng.integers(3)], f"images/{name}_{pid:05d}_{j}.png"
                 shots.append(Shot(f"pretrain/{path}", key, name, int(rng.integers(style.cameras)),
                                   (seed, 2, PRETRAIN_CODE + d, len(shots)), view=view))
-                p = person_of(key, seed)
+                p = person_of(key, seed, style.wardrobe)
                 records.append(dict(image=path, caption=caption(p, view, int(rng.integers(3))),
                                     attributes=attributes(p, view)))
     return shots, records
 
 # %% ../nbs/06_synth.ipynb #000000a1
-WORLD_VERSION = 2
+WORLD_VERSION = 3
+PRETRAIN_VERSION = 2   # raised when the pretraining domains are drawn differently (it keys the small CLIP)
 SHARED_STYLE = replace(STYLES['Market1501'], name='shared', cameras=60,
                        conditions=((1., (1., 1., 1.)),) * 3)   # MSMT17's three times of day, all alike
 
@@ -744,10 +779,17 @@ def world_id(scale: str = 'mini', styles: str = 'distinct') -> str:
     looks = {n: asdict(style_of(n, styles)) for n in DATASETS}
     return f"v{WORLD_VERSION}-{_digest(dict(people=_people_params(), looks=looks, scale=_scale(scale), styles=styles))}"
 
+def _pretrain_look(style: Style) -> dict:
+    "A pretraining style's parameters; its wardrobe (added in version 3) only if set, so version 2's id still holds."
+    d = asdict(style)
+    if style.wardrobe == Wardrobe(): del d['wardrobe']
+    return d
+
 def pretrain_id(scale: str = 'mini') -> str:
     "The identity of the pretraining domains of the `scale` world (what the small CLIP is trained on)."
-    looks = {n: asdict(s) for n, s in PRETRAIN_STYLES.items()}
-    return f"v{WORLD_VERSION}-{_digest(dict(people=_people_params(), looks=looks, pretrain=_scale(scale)['pretrain']))}"
+    looks = {n: _pretrain_look(s) for n, s in PRETRAIN_STYLES.items()}
+    digest = _digest(dict(people=_people_params(), looks=looks, pretrain=_scale(scale)['pretrain']))
+    return f"v{PRETRAIN_VERSION}-{digest}"
 
 # %% ../nbs/06_synth.ipynb #0000003a
 WORLD_ENTRIES = tuple(FOLDERS.values()) + ('pretrain', 'manifest.json')
@@ -758,12 +800,16 @@ def style_of(name: str, styles: str = 'distinct') -> Style:
     if name in PRETRAIN_STYLES: return PRETRAIN_STYLES[name]
     return STYLES[name] if _styles(styles) == 'distinct' else SHARED_STYLE
 
+def shot_person(shot: Shot, seed: int = 0, styles: str = 'distinct') -> Person:
+    "The person `shot` shows, dressed as the people of the style that draws it."
+    return person_of(shot.person, seed, style_of(shot.style, styles).wardrobe)
+
 def _draw_shots(job) -> int:
     "Draw and save the shots of one job `(root, seed, styles, shots)`."
     root, seed, styles, shots = job
     for s in shots:
         style = style_of(s.style, styles)
-        im, _ = render(person_of(s.person, seed), style, s.cam, s.key, seed, s.condition, s.view, s.misalign)
+        im, _ = render(shot_person(s, seed, styles), style, s.cam, s.key, seed, s.condition, s.view, s.misalign)
         fmt, lossy = FORMATS[Path(s.path).suffix]
         im.save(Path(root) / s.path, fmt,
                 **(dict(quality=style.quality) if lossy else dict(compress_level=1) if fmt == 'PNG' else {}))

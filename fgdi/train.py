@@ -9,8 +9,9 @@ from contextlib import nullcontext
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import patch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 from .config import RunConfig
+from .eval import progress_bar
 from .losses import initial_losses, prompt_losses, final_losses
 
 # %% auto #0
@@ -239,7 +240,7 @@ class Trainer:
 
 # %% ../nbs/09_train.ipynb #00000022
 def _batches(it, progress, desc, total=None):
-    return tqdm(it, desc=desc, total=total, leave=False, dynamic_ncols=True) if progress else it
+    return progress_bar(it, desc=desc, total=total, leave=False, dynamic_ncols=True) if progress else it
 
 def _show(bar, terms:dict, opt):
     "Put the current loss terms and lr on the progress bar."

@@ -27,7 +27,7 @@ from .eval import extract_features
 from .model import FGDIModel, build_model
 from .train import load_checkpoint
 from .experiment import clip_weights_kw
-from .synth import SKIN, STYLES, plan_world, person_of, render
+from .synth import SKIN, STYLES, plan_world, shot_person, render
 
 # %% auto #0
 __all__ = ['run_config', 'model_from_run', 'sample_rows', 'target_items', 'source_items', 'embed', 'metric_of', 'silhouette',
@@ -227,7 +227,7 @@ def world_shot(path):
     return None if shot is None else (shot, seed)
 
 def _draw(shot, seed:int, person=None):
-    return render(person or person_of(shot.person, seed), STYLES[shot.style], shot.cam, shot.key, seed, shot.condition,
+    return render(person or shot_person(shot, seed), STYLES[shot.style], shot.cam, shot.key, seed, shot.condition,
                   shot.view, shot.misalign)
 
 def image_view(path) -> str|None:
@@ -246,7 +246,7 @@ def person_mask(path, threshold:int=30) -> np.ndarray|None:
     found = world_shot(path)
     if found is None: return None
     shot, seed = found
-    p = person_of(shot.person, seed)
+    p = shot_person(shot, seed)
     light, dark = (np.asarray(_draw(shot, seed, _dressed(p, *look))[0], np.int16)
                    for look in (('white', 'blonde', 0), ('black', 'black', len(SKIN) - 1)))
     return np.abs(light - dark).max(-1) > threshold
