@@ -826,8 +826,10 @@ def _draw_all(root, seed, styles, shots, workers):
     jobs = [(str(root), seed, styles, shots[i:i + 250]) for i in range(0, len(shots), 250)]
     if workers <= 1: return sum(map(_draw_shots, jobs))
     import multiprocessing as mp
-    with mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn').Pool(workers) as pool:
-        return sum(pool.imap_unordered(_draw_shots, jobs))
+    from concurrent.futures import ProcessPoolExecutor
+    ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:   # a worker that dies raises here (BrokenProcessPool);
+        return sum(pool.map(_draw_shots, jobs))                   # a `multiprocessing.Pool` would wait for it forever
 
 # %% ../nbs/06_synth.ipynb #2b824097
 def write_world(root, scale: str = 'mini', seed: int = 0, workers: int|None = None, overwrite: bool = False,
