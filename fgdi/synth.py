@@ -429,7 +429,7 @@ DATASETS = ('Market1501', 'MSMT17', 'CUHK03', 'CUHK02', 'CUHK-SYSU', 'PRID', 'GR
 FOLDERS = {'Market1501': 'Market-1501-v15.09.15', 'MSMT17': 'MSMT17_V1', 'CUHK03': 'cuhk03', 'CUHK02': 'cuhk02',
            'CUHK-SYSU': 'cuhk_sysu', 'PRID': 'PRID', 'GRID': 'underground_reid', 'VIPeR': 'VIPeR', 'iLIDS': 'iLIDS'}
 # pretrain: domains, ids, images per id
-# train: how many times more identities the training splits of Market1501, MSMT17 and CUHK03 get than their test splits
+# train: a factor on the fraction for the training identities of Market1501, MSMT17 and CUHK03 (their test splits: 1)
 SCALES = {'mini': dict(large=1 / 20, huge=1 / 40, small=1 / 2, floor=8, train=4, pretrain=(4, 300, 4)),
           'smoke': dict(large=0., huge=0., small=0., floor=4, train=1, pretrain=(2, 4, 2))}
 
