@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image
-from .eval import progress_bar
 
 from .config import RunConfig, cache_dir
 from .data import read_image
+from .progress import progress_bar
 from .transforms import (AugMix, InstanceNorm, PKSampler, build_transforms, to_tensor, StyleRandomise,
                              STYLE_RANGES, restyle)
 

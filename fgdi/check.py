@@ -12,7 +12,7 @@ from PIL import Image
 
 from .config import RunConfig, cache_dir, data_root
 from .data import DATASETS, DatasetError, ReidDataset, SmallTarget, open_dataset
-from .eval import progress_bar
+from .progress import progress_bar
 
 # %% auto #0
 __all__ = ['OFFICIAL_COUNTS', 'MIN_SIDE', 'MAX_SIDE', 'CheckRow', 'expected_counts', 'check', 'format_check', 'check_report',

@@ -99,7 +99,8 @@ def _world_report(a):
     from pathlib import Path
     from fgdi.tables import parse_seeds
     from fgdi.world import world_report, plot_report
-    rep = world_report(a.scale, parse_seeds(a.seeds), a.runs_dir, out_dir=a.out_dir, progress=False)
+    rep = world_report(a.scale, parse_seeds(a.seeds), a.runs_dir, out_dir=a.out_dir, executor=a.executor,
+                       progress=False)
     plot_report(rep, Path(a.out_dir)/'world_report.png')
     for name, c in rep['checks'].items(): print(f"{'ok  ' if c['ok'] else 'MISS'} {name}: {c['value']} ({c['bound']})")
     print(report_line(rep, a.out_dir))
@@ -110,6 +111,8 @@ def _add_world(sub):
     wr = world.add_parser('report', help="measure the world's domain gap with the baseline and three controls")
     wr.add_argument('--scale', choices=('mini', 'smoke'), default='mini'); wr.add_argument('--seeds', default='1,2,3')
     wr.add_argument('--out-dir', default='.'); wr.add_argument('--runs-dir', default='runs')
+    wr.add_argument('--executor', default='local',
+                    help="'local' (one run after another) or 'local:N' (N processes)")
     wr.set_defaults(fn=_world_report)
 
 # %% ../nbs/14_cli.ipynb #0000d0b2
@@ -120,8 +123,9 @@ def duration(seconds:float) -> str:
     return f'{h} h {m} min' if h else f'{m} min {s % 60} s' if m else f'{s} s'
 
 def report_line(rep:dict, out_dir) -> str:
-    "Where world report `rep` was saved, its wall time and the training time of its runs (cached runs included)."
-    cached = ', some runs read from the cache' if rep['run_seconds'] > rep['seconds'] else ''
+    "Where world report `rep` was saved, its wall time, the runs it trained now and their training time (cached too)."
+    n, trained = rep['runs']['total'], rep['runs']['trained']
+    cached = f', {trained} of {n} runs trained now, the rest read from the cache' if trained < n else ''
     return (f"world {rep['world']['id']} at {rep['scale']}: {out_dir}/world_report.json and .png "
             f"(wall {duration(rep['seconds'])}{cached}; training time of its runs {duration(rep['run_seconds'])})")
 

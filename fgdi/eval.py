@@ -4,36 +4,17 @@
 
 # %% ../nbs/08_eval.ipynb #00000003
 from __future__ import annotations
-import contextlib, math, sys, warnings
+import contextlib, math, warnings
 from typing import Iterable, Iterator, NamedTuple
 import numpy as np, torch, torch.nn.functional as F
 from scipy import stats
-from tqdm import std
+from .progress import progress_bar
 
 # %% auto #0
-__all__ = ['QUIET_REDRAW_S', 'METRICS', 'ITEMS_PER_BIN', 'BYTES_PER_DISTANCE', 'FULL_MATRIX_BYTES_PER_PAIR', 'SCALAR_METRICS',
-           'progress_bar', 'extract_features', 'pairwise_distances', 'reference_eval_func', 'ordered_bits',
-           'chunk_rows', 'evaluate_chunks', 'evaluate', 'evaluate_distmat', 'random_problem', 'assert_same_metrics',
-           'clustered_problem', 'full_matrix_gb', 'k_reciprocal_chunks', 're_ranking', 'average_metrics', 'MeanCI',
-           'mean_ci', 'metrics_ci', 'evaluate_model']
-
-# %% ../nbs/08_eval.ipynb #0b0a7e02
-QUIET_REDRAW_S = 10  # seconds between redraws of a text bar whose output is not a terminal
-
-def _widgets() -> bool:
-    "Whether a bar can be a widget: a notebook kernel runs this code and `ipywidgets` imports."
-    if 'ipykernel' not in sys.modules: return False
-    try: import ipywidgets  # noqa: F401
-    except ImportError: return False
-    return True
-
-def progress_bar(iterable=None, disable:bool=False, **kw):
-    "A tqdm bar: a widget in a notebook with ipywidgets, else text (redrawn every `QUIET_REDRAW_S` s off a terminal)."
-    if _widgets():
-        from tqdm.notebook import tqdm as widget_bar
-        return widget_bar(iterable, disable=disable, **kw)
-    terminal = (kw.get('file') or sys.stderr).isatty()
-    return std.tqdm(iterable, disable=disable, **{'mininterval': 0.1 if terminal else QUIET_REDRAW_S, **kw})
+__all__ = ['METRICS', 'ITEMS_PER_BIN', 'BYTES_PER_DISTANCE', 'FULL_MATRIX_BYTES_PER_PAIR', 'SCALAR_METRICS', 'extract_features',
+           'pairwise_distances', 'reference_eval_func', 'ordered_bits', 'chunk_rows', 'evaluate_chunks', 'evaluate',
+           'evaluate_distmat', 'random_problem', 'assert_same_metrics', 'clustered_problem', 'full_matrix_gb',
+           'k_reciprocal_chunks', 're_ranking', 'average_metrics', 'MeanCI', 'mean_ci', 'metrics_ci', 'evaluate_model']
 
 # %% ../nbs/08_eval.ipynb #00000006
 def _model_device(model) -> torch.device:

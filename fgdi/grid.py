@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 from .config import RunConfig, config_hash
 from .protocols import protocol_name
-from .eval import progress_bar
+from .progress import progress_bar
 from .experiment import run, read_result, resolve_scale, at_scale, stages_key, scale_line
 
 # %% auto #0

@@ -12,7 +12,7 @@ import open_clip
 from open_clip.loss import ClipLoss
 from .config import cache_dir
 from .clip import build_clip
-from .eval import progress_bar
+from .progress import progress_bar
 from .train import atomic_write
 from .synth import write_world, world_id, pretrain_id
 

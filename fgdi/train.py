@@ -11,7 +11,7 @@ import numpy as np, torch
 from fastcore.basics import patch
 from tqdm import tqdm
 from .config import RunConfig
-from .eval import progress_bar
+from .progress import progress_bar
 from .losses import initial_losses, prompt_losses, final_losses
 
 # %% auto #0

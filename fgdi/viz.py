@@ -27,7 +27,7 @@ from .eval import extract_features
 from .model import FGDIModel, build_model
 from .train import load_checkpoint
 from .experiment import clip_weights_kw
-from .synth import SKIN, STYLES, plan_world, shot_person, render
+from .synth import SKIN, plan_world, shot_person, style_of, render
 
 # %% auto #0
 __all__ = ['run_config', 'model_from_run', 'sample_rows', 'target_items', 'source_items', 'embed', 'metric_of', 'silhouette',
@@ -212,23 +212,24 @@ def overlay(image:np.ndarray, cam:np.ndarray, alpha:float=0.5) -> np.ndarray:
 
 # %% ../nbs/13_viz.ipynb #00000022
 @lru_cache(maxsize=4)
-def _world_plan(root:Path) -> tuple[int, dict]:
-    "The seed and the path → `Shot` plan of the synthetic world at `root`."
+def _world_plan(root:Path) -> tuple[int, str, dict]:
+    "The seed, the styles ('distinct' or the null world's 'shared') and the path → `Shot` plan of the world at `root`."
     m = json.loads((root/'manifest.json').read_text())
-    return m['seed'], {s.path: s for p in plan_world(m['scale'], m['seed']).values() for s in p.shots}
+    return m['seed'], m['styles'], {s.path: s for p in plan_world(m['scale'], m['seed']).values() for s in p.shots}
 
 def world_shot(path):
-    "`(shot, seed)`: the `fgdi.synth.Shot` that drew image `path` and its world's seed; None outside a synthetic world."
+    ("`(shot, seed, styles)`: the `fgdi.synth.Shot` that drew image `path`, its world's seed and styles; None "
+     "outside a synthetic world.")
     path = Path(path).resolve()
     root = next((d for d in path.parents if (d/'manifest.json').is_file()), None)  # the world's folder
     if root is None: return None
-    seed, shots = _world_plan(root)
+    seed, styles, shots = _world_plan(root)
     shot = shots.get(path.relative_to(root).as_posix())
-    return None if shot is None else (shot, seed)
+    return None if shot is None else (shot, seed, styles)
 
-def _draw(shot, seed:int, person=None):
-    return render(person or shot_person(shot, seed), STYLES[shot.style], shot.cam, shot.key, seed, shot.condition,
-                  shot.view, shot.misalign)
+def _draw(shot, seed:int, styles:str, person=None):
+    return render(person or shot_person(shot, seed, styles), style_of(shot.style, styles), shot.cam, shot.key, seed,
+                  shot.condition, shot.view, shot.misalign)
 
 def image_view(path) -> str|None:
     "'front', 'back' or 'side' for an image of the synthetic world (its shot drawn again); None for real data."
@@ -245,9 +246,8 @@ def person_mask(path, threshold:int=30) -> np.ndarray|None:
      "and in black; None for real data.")
     found = world_shot(path)
     if found is None: return None
-    shot, seed = found
-    p = shot_person(shot, seed)
-    light, dark = (np.asarray(_draw(shot, seed, _dressed(p, *look))[0], np.int16)
+    p = shot_person(*found)
+    light, dark = (np.asarray(_draw(*found, _dressed(p, *look))[0], np.int16)
                    for look in (('white', 'blonde', 0), ('black', 'black', len(SKIN) - 1)))
     return np.abs(light - dark).max(-1) > threshold
 

@@ -99,7 +99,7 @@ def _mAP(result:dict) -> float: return 100 * result['average']['mAP']
 
 def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TARGETS, out_dir=None, **grid_kw) -> dict:
     "Train (or read back) the report's runs for every seed; the report as a dict, saved as `out_dir/world_report.json`."
-    t0 = time.time()
+    t0, started = time.time(), time.strftime('%Y-%m-%d %H:%M:%S')
     cfgs = report_configs(scale, targets)
     results = run_grid(list(cfgs.values()), seeds=seeds, runs_dir=runs_dir, **grid_kw)
     per_seed = iter(results)
@@ -109,7 +109,8 @@ def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TAR
                           null_id=world_id(used, 'shared') if used != 'full' else None),
                scale=used, seeds=list(seeds), targets=list(targets), **summarise(maps, targets),
                seconds=round(time.time() - t0, 1), made=time.strftime('%Y-%m-%d %H:%M:%S'),
-               run_seconds=round(sum(r['seconds']['total'] for r in results), 1))  # training, cached runs included
+               run_seconds=round(sum(r['seconds']['total'] for r in results), 1),  # training, cached runs included
+               runs=dict(total=len(results), trained=sum(r['finished'] >= started for r in results)))
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir)/'world_report.json').write_text(json.dumps(rep, indent=1))

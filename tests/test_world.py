@@ -31,8 +31,9 @@ def report(tmp_path_factory):
 def test_report_has_every_key_with_seeds_and_intervals(report):
     d, rep = report
     assert set(rep) >= {'world', 'scale', 'seeds', 'in_domain', 'cross_domain', 'retention', 'controls', 'checks', 'seconds',
-                        'run_seconds'}
+                        'run_seconds', 'runs'}
     assert rep['run_seconds'] > 0
+    assert rep['runs'] == dict(total=6 * 3 * 2, trained=6 * 3 * 2)  # 6 kinds x 3 targets x 2 seeds, none cached
     assert rep['world'] == dict(version=WORLD_VERSION, id=world_id('smoke'), null_id=world_id('smoke', 'shared'))
     assert rep['scale'] == 'smoke' and rep['seeds'] == [1, 2]
     for t in ('M', 'MS', 'C3'):
