@@ -313,8 +313,9 @@ def _who(holder:dict) -> str:
 
 class RunLock:
     "Hold run folder `folder` alone across processes and hosts; wait for a live holder, take over from a dead one."
-    def __init__(self, folder, expiry:float=300, heartbeat:float=30, poll:float=0.5):
-        self.folder, self.expiry, self.heartbeat, self.poll = Path(folder), expiry, heartbeat, poll
+    def __init__(self, folder, expiry:float=300, heartbeat:float=30, poll:float=0.5,
+                 fix:str='give another runs folder (runs_dir= / --runs-dir)'):  # what to do if it cannot be written
+        self.folder, self.expiry, self.heartbeat, self.poll, self.fix = Path(folder), expiry, heartbeat, poll, fix
         self.path, self.waited_for, self.took_over_from = self.folder/'lock', None, None
         self.me = dict(pid=os.getpid(), host=socket.gethostname(), since=time.strftime('%Y-%m-%d %H:%M:%S'),
                        token=secrets.token_hex(8))
@@ -372,7 +373,7 @@ def _create(self:RunLock) -> bool:
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS): raise
         where = Path(e.filename or self.path).parent
         raise PermissionError(f"cannot write in {where} ({e.strerror}): make it writable (chmod u+w {where}) "
-                              "or give another runs folder (runs_dir= / --runs-dir)") from None
+                              f"or {self.fix}") from None
     with os.fdopen(fd, 'w') as f: json.dump(self.me, f); f.flush(); os.fsync(f.fileno())
     return True
 
@@ -456,7 +457,8 @@ def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
 
 def prepare_scale(cfg:RunConfig, progress:bool=True):
     "Write the world `cfg` runs on (if it does), decode every image it reads, pretrain the small CLIP it needs."
-    with RunLock(cache_dir()/'setup'):  # one process sets up; another waits, then finds everything there
+    fix = 'point FGDI_CACHE at a writable folder: fgdi keeps its worlds, decoded images and small CLIPs there'
+    with RunLock(cache_dir()/'setup', fix=fix):  # one process sets up; another waits, then finds everything there
         if cfg.world: ensure_world(cfg.data_root, cfg.scale, styles=cfg.styles)
         check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
         clip_weights_kw(cfg, progress)

@@ -16,10 +16,10 @@ from .experiment import run, read_result, resolve_scale, at_scale, stages_key, s
 
 # %% auto #0
 __all__ = ['JOB_RECORD', 'ACTIVE', 'ACTIONS', 'RESUBMIT_HINT', 'parse_executor', 'Slurm', 'sbatch_flags', 'GridRun', 'plan_grid',
-           'followers', 'TrainRun', 'jobs_folder', 'record_job', 'recorded_job', 'slurm_executor', 'submit_slurm',
-           'local_executor', 'log_tail', 'failure_note', 'done_line', 'grid_banner', 'state_of', 'Progress', 'GridStop',
-           'GridFailed', 'as_flag', 'grid_action', 'LocalWorkers', 'to_submit', 'run_grid', 'run_grid_by',
-           'notebook_grid']
+           'slurm_request', 'grid_todo', 'followers', 'TrainRun', 'jobs_folder', 'record_job', 'recorded_job',
+           'slurm_executor', 'submit_slurm', 'local_executor', 'log_tail', 'failure_note', 'done_line', 'grid_banner',
+           'state_of', 'Progress', 'GridStop', 'GridFailed', 'as_flag', 'grid_action', 'LocalWorkers', 'to_submit',
+           'run_grid', 'run_grid_by', 'notebook_grid']
 
 # %% ../nbs/16_grid.ipynb #2d240e0b
 def parse_executor(executor:str) -> tuple[str, int]:
@@ -90,6 +90,17 @@ def plan_grid(cfgs, seeds=(1,), runs_dir='runs', gpu:bool|None=None) -> list[Gri
             cfg = replace(c, seed=s, scale=scale)  # the job's node resolves nothing: `run` makes it concrete, as here
             runs.append(GridRun(cfg, scale, why, Path(runs_dir).resolve()/config_hash(at_scale(cfg, scale))))
     return runs
+
+# %% ../nbs/16_grid.ipynb #gridtodo1
+def slurm_request(slurm:Slurm|dict|None) -> Slurm:
+    "`slurm` as a `Slurm` request (a dict gives its fields; None, the defaults)."
+    return slurm if isinstance(slurm, Slurm) else Slurm(**(slurm or {}))
+
+def grid_todo(cfgs, seeds=(1,), runs_dir='runs', executor:str='local', slurm:Slurm|dict|None=None) -> tuple[list, list]:
+    "The grid's runs in order (`plan_grid`) and its distinct runs without a result: those `run_grid` trains."
+    gpu = True if parse_executor(executor)[0] == 'slurm' and slurm_request(slurm).gpus else None
+    runs = plan_grid(cfgs, seeds, runs_dir, gpu=gpu)
+    return runs, [r for r in {r.hash: r for r in runs}.values() if not r.done]
 
 # %% ../nbs/16_grid.ipynb #473656f7
 def followers(todo:list[GridRun]) -> dict[str, str]:
@@ -347,14 +358,13 @@ def run_grid(cfgs, seeds=(1,), runs_dir='runs', executor:str='local', slurm:Slur
              progress:bool=False, verbose:bool=True, poll_s:float|None=None) -> list[dict]:
     "Train (or read back) every config with every seed on `executor`; → their results in order. See above."
     kind, workers, wait = *parse_executor(executor), as_flag('wait', wait)
-    s = slurm if isinstance(slurm, Slurm) else Slurm(**(slurm or {}))
+    s = slurm_request(slurm)
     action = grid_action()
     if not wait and kind != 'slurm':
         raise ValueError(f"wait=False needs executor='slurm' (with {executor!r} the runs end with the notebook)")
     if action != 'run' and kind != 'slurm':
         raise ValueError(f"`fgdi grid {action}` needs executor='slurm' (-p executor slurm)")
-    runs = plan_grid(cfgs, seeds, runs_dir, gpu=True if kind == 'slurm' and s.gpus else None)
-    todo = [r for r in {r.hash: r for r in runs}.values() if not r.done]
+    runs, todo = grid_todo(cfgs, seeds, runs_dir, executor, s)
     total = len({r.hash for r in runs})
     if action in ('status', 'cancel'):
         jobs = _slurm_jobs(todo, s, runs_dir, submit=False, say=print)

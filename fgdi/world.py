@@ -10,12 +10,13 @@ import numpy as np, pandas as pd
 import matplotlib.pyplot as plt
 from .config import TARGETS, RunConfig, make_config
 from .synth import WORLD_VERSION, world_id
-from .grid import run_grid
+from .grid import run_grid, grid_todo
 from .tables import _silent_ci
 
 # %% auto #0
 __all__ = ['IN_DOMAIN_EPOCHS', 'KINDS', 'CHECKS', 'BARS', 'baseline_config', 'report_configs', 'interval', 'paired', 'summarise',
-           'checks', 'world_report', 'plot_report', 'holdout_sources', 'validation_curve', 'converged_epoch']
+           'checks', 'world_report', 'plot_report', 'holdout_sources', 'validation_curve', 'curve_config',
+           'converged_epoch']
 
 # %% ../nbs/17_world.ipynb #00000006
 IN_DOMAIN_EPOCHS = dict(epochs_final=120)  # one dataset's images: twice the final epochs, to converge (see below)
@@ -99,8 +100,8 @@ def _mAP(result:dict) -> float: return 100 * result['average']['mAP']
 
 def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TARGETS, out_dir=None, **grid_kw) -> dict:
     "Train (or read back) the report's runs for every seed; the report as a dict, saved as `out_dir/world_report.json`."
-    t0, started = time.time(), time.strftime('%Y-%m-%d %H:%M:%S')
-    cfgs = report_configs(scale, targets)
+    t0, cfgs = time.time(), report_configs(scale, targets)
+    _, todo = grid_todo(list(cfgs.values()), seeds, runs_dir, grid_kw.get('executor', 'local'), grid_kw.get('slurm'))
     results = run_grid(list(cfgs.values()), seeds=seeds, runs_dir=runs_dir, **grid_kw)
     per_seed = iter(results)
     maps = {key: [_mAP(next(per_seed)) for _ in seeds] for key in cfgs}
@@ -110,7 +111,7 @@ def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TAR
                scale=used, seeds=list(seeds), targets=list(targets), **summarise(maps, targets),
                seconds=round(time.time() - t0, 1), made=time.strftime('%Y-%m-%d %H:%M:%S'),
                run_seconds=round(sum(r['seconds']['total'] for r in results), 1),  # training, cached runs included
-               runs=dict(total=len(results), trained=sum(r['finished'] >= started for r in results)))
+               runs=dict(total=len(results), trained=len(todo)))
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir)/'world_report.json').write_text(json.dumps(rep, indent=1))
@@ -145,7 +146,7 @@ from dataclasses import replace
 from .config import config_hash
 from .protocols import relabel
 from .eval import evaluate_model
-from .experiment import prepare_scale, load_protocol, fit, _test_images
+from .experiment import prepare_scale, load_protocol, fit, at_scale, _test_images
 
 def holdout_sources(p, frac:float=0.2, seed:int=0) -> tuple:
     "Protocol `p` without `frac` of each source's identities, and those identities as (query, gallery)."
@@ -176,6 +177,14 @@ def validation_curve(cfg:RunConfig, runs_dir='runs', every:int=2, frac:float=0.2
     log = [json.loads(l) for l in tr.log_path.read_text().splitlines()]
     evals = [r for r in log if r['stage'] == 'final' and r.get('eval')]
     return [(r['epoch'], round(100 * r['eval']['average']['mAP'], 2)) for r in evals]
+
+def curve_config(target:str, kind:str, curve_epochs:int, scale:str='mini') -> tuple[RunConfig, int]:
+    "Concrete baseline of `kind` for a curve of `curve_epochs` final epochs (×2 if it trains ×2); its runs' epochs."
+    own = at_scale(baseline_config(target, scale, **KINDS[kind]), scale).epochs_final
+    preset = at_scale(baseline_config(target, scale), scale).epochs_final
+    full = KINDS[kind].get('epochs_final', RunConfig().epochs_final)  # the kind's final epochs at full scale
+    longer = baseline_config(target, scale, **(KINDS[kind] | dict(epochs_final=curve_epochs * full // preset)))
+    return at_scale(longer, scale), own
 
 def converged_epoch(curve:list, tolerance:float=1.) -> int:
     "The first epoch of `curve` whose mAP is within `tolerance` points of the curve's best."

@@ -92,12 +92,15 @@ def test_two_processes_on_one_config_train_once(tmp_path, env, straight):
     assert tables[0] == tables[1] and 'average' in tables[0], tables  # both report the same numbers
     assert _result(runs) == _result(straight) and leftovers(runs) == []
 
+def as_user() -> list:
+    "The command prefix under which file modes hold: root ignores them, so drop the capabilities that let it."
+    if os.geteuid() != 0: return []
+    if not shutil.which('setpriv'): pytest.skip('running as root without setpriv: cannot make a folder read-only')
+    return ['setpriv', '--bounding-set=-dac_override,-dac_read_search']
+
 def test_read_only_runs_folder(tmp_path, env, straight):
     "A read-only runs folder: its finished results are read, a run that must train is one clear error, nothing changes."
-    drop = []  # root ignores file modes: drop the capabilities that let it
-    if os.geteuid() == 0:
-        if not shutil.which('setpriv'): pytest.skip('running as root without setpriv: cannot make a folder read-only')
-        drop = ['setpriv', '--bounding-set=-dac_override,-dac_read_search']
+    drop = as_user()
     runs, _ = copy_of(straight, tmp_path)
     before = sorted(p.relative_to(runs) for p in runs.rglob('*'))
     runs.chmod(0o555)
@@ -109,6 +112,21 @@ def test_read_only_runs_folder(tmp_path, env, straight):
     assert f'fgdi: error: cannot write in {runs} (Permission denied): make it writable' in p.stderr, p.stderr
     assert '--runs-dir' in p.stderr
     assert sorted(p.relative_to(runs) for p in runs.rglob('*')) == before
+
+def test_read_only_cache(tmp_path, env, straight):
+    "A read-only FGDI_CACHE (every folder in it): a run that must train is one clear error naming it; nothing changes."
+    drop, cache = as_user(), Path(env['FGDI_CACHE'])
+    folders = [cache, *(p for p in cache.rglob('*') if p.is_dir())]
+    before = sorted(p.relative_to(cache) for p in cache.rglob('*'))
+    for d in folders: d.chmod(0o555)
+    try: p = subprocess.run([*drop, FGDI, *ARGS, '--runs-dir', str(tmp_path/'runs')], env=env, capture_output=True,
+                            text=True)
+    finally:
+        for d in folders: d.chmod(0o755)
+    assert p.returncode == 1 and 'Traceback' not in p.stderr, p.stderr
+    assert f'fgdi: error: cannot write in {cache/"setup"} (Permission denied): make it writable' in p.stderr, p.stderr
+    assert 'point FGDI_CACHE at a writable folder' in p.stderr, p.stderr
+    assert sorted(p.relative_to(cache) for p in cache.rglob('*')) == before
 
 def test_truncated_result_is_redone(tmp_path, env, straight):
     "Half a result.json (a copy cut short): not read as a result; the run is redone from its checkpoint, saying so."
