@@ -19,7 +19,7 @@ __all__ = ['IN_DOMAIN_EPOCHS', 'KINDS', 'CHECKS', 'BARS', 'baseline_config', 're
            'converged_epoch']
 
 # %% ../nbs/17_world.ipynb #00000006
-IN_DOMAIN_EPOCHS = dict(epochs_final=120)  # one dataset's images: twice the final epochs, to converge (see below)
+IN_DOMAIN_EPOCHS = dict(epochs_final=130)  # one dataset's images: 26 final epochs at mini, to converge (see below)
 KINDS = {  # kind of run -> what it changes in the Protocol-2 baseline
     'in_domain': dict(train_on='target', **IN_DOMAIN_EPOCHS),
     'cross_domain': dict(),
@@ -178,13 +178,12 @@ def validation_curve(cfg:RunConfig, runs_dir='runs', every:int=2, frac:float=0.2
     evals = [r for r in log if r['stage'] == 'final' and r.get('eval')]
     return [(r['epoch'], round(100 * r['eval']['average']['mAP'], 2)) for r in evals]
 
-def curve_config(target:str, kind:str, curve_epochs:int, scale:str='mini') -> tuple[RunConfig, int]:
-    "Concrete baseline of `kind` for a curve of `curve_epochs` final epochs (×2 if it trains ×2); its runs' epochs."
+def curve_config(target:str, kind:str, epochs:int, scale:str='mini') -> tuple[RunConfig, int]:
+    "The concrete baseline of `kind` that trains `epochs` final-stage epochs at `scale`, and the epochs its runs train."
     own = at_scale(baseline_config(target, scale, **KINDS[kind]), scale).epochs_final
     preset = at_scale(baseline_config(target, scale), scale).epochs_final
-    full = KINDS[kind].get('epochs_final', RunConfig().epochs_final)  # the kind's final epochs at full scale
-    longer = baseline_config(target, scale, **(KINDS[kind] | dict(epochs_final=curve_epochs * full // preset)))
-    return at_scale(longer, scale), own
+    full = epochs * RunConfig().epochs_final // preset  # in the paper's units, which `at_scale` shrinks back
+    return at_scale(baseline_config(target, scale, **(KINDS[kind] | dict(epochs_final=full))), scale), own
 
 def converged_epoch(curve:list, tolerance:float=1.) -> int:
     "The first epoch of `curve` whose mAP is within `tolerance` points of the curve's best."
