@@ -98,11 +98,13 @@ def checks(rep:dict, targets=TARGETS) -> dict:
 # %% ../nbs/17_world.ipynb #0000000f
 def _mAP(result:dict) -> float: return 100 * result['average']['mAP']
 
-def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TARGETS, out_dir=None, **grid_kw) -> dict:
+def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TARGETS, out_dir=None,
+                 executor:str='local', slurm=None, **grid_kw) -> dict:
     "Train (or read back) the report's runs for every seed; the report as a dict, saved as `out_dir/world_report.json`."
     t0, cfgs = time.time(), report_configs(scale, targets)
-    _, todo = grid_todo(list(cfgs.values()), seeds, runs_dir, grid_kw.get('executor', 'local'), grid_kw.get('slurm'))
-    results = run_grid(list(cfgs.values()), seeds=seeds, runs_dir=runs_dir, **grid_kw)
+    grid = dict(seeds=seeds, runs_dir=runs_dir, executor=executor, slurm=slurm)
+    _, todo = grid_todo(list(cfgs.values()), **grid)  # the runs `run_grid` trains now; it reads the others back
+    results = run_grid(list(cfgs.values()), **grid, **grid_kw)
     per_seed = iter(results)
     maps = {key: [_mAP(next(per_seed)) for _ in seeds] for key in cfgs}
     used = results[0]['scale']
