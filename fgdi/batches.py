@@ -20,7 +20,7 @@ from .config import RunConfig, cache_dir
 from .data import read_image
 from .progress import progress_bar
 from .transforms import (AugMix, InstanceNorm, PKSampler, build_transforms, to_tensor, StyleRandomise,
-                             STYLE_RANGES, restyle)
+                             STYLE_RANGES, restyle, OpticsRandomise, OPTICS_RANGES, degrade)
 
 # %% auto #0
 __all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'MIX_BLOCK', 'BATCH_STEPS', 'RESIZE_NAMES',
@@ -29,7 +29,7 @@ __all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'MIX_B
            'rotation_matrix', 'apply_lut', 'histogram', 'autocontrast', 'equalize', 'posterize', 'solarize', 'rotate',
            'shear_x', 'shear_y', 'translate_x', 'translate_y', 'BatchAugMix', 'Step', 'Maybe', 'Pad', 'Crop', 'Jitter',
            'ToFloat', 'erase_boxes', 'box_mask', 'noise', 'Erase', 'Standardise', 'Normalise', 'batch_step', 'Restyle',
-           'BatchTransform', 'Batches', 'TensorBatches', 'test_batches']
+           'Degrade', 'BatchTransform', 'Batches', 'TensorBatches', 'test_batches']
 
 # %% ../nbs/07b_batches.ipynb #60e13e00
 RESIZE_METHODS = {'bicubic': Image.Resampling.BICUBIC, 'bilinear': Image.Resampling.BILINEAR}
@@ -364,7 +364,7 @@ class Maybe(Step):
 class Pad(Step):
     padding: int
     def size_after(self, size): return tuple(s + 2 * self.padding for s in size)
-    def apply(self, x, q): return pad(x, self.padding)
+    def apply(self, x, q): return pad(x, self.padding) if self.padding else x  # mini pads by 0: no copy
 
 @dataclass
 class Crop(Step):
@@ -373,7 +373,9 @@ class Crop(Step):
         (H, W), (h, w) = size, self.size
         return dict(top=rng.integers(0, H - h + 1, n), left=rng.integers(0, W - w + 1, n))
     def size_after(self, size): return tuple(self.size)
-    def apply(self, x, q): return crop(x, torch.from_numpy(q['top']), torch.from_numpy(q['left']), self.size)
+    def apply(self, x, q):
+        if tuple(x.shape[2:]) == tuple(self.size): return x  # the whole image (its draws were all 0): no copy
+        return crop(x, torch.from_numpy(q['top']), torch.from_numpy(q['left']), self.size)
 
 # %% ../nbs/07b_batches.ipynb #15af0102
 @dataclass
@@ -497,6 +499,17 @@ class Restyle(Step):
     def apply(self, x, q): return restyle(x, q['hue'], q['saturation'], q['gamma'])
 
 BATCH_STEPS[StyleRandomise] = lambda t: Restyle(t.p)
+
+# %% ../nbs/07b_batches.ipynb #5c0e0005
+@dataclass
+class Degrade(Step):
+    p: float
+    def draw(self, rng, n, size):
+        (b0, b1), (s0, s1) = OPTICS_RANGES.values()
+        return dict(on=rng.random(n) < self.p, sigma=rng.uniform(b0, b1, n), scale=rng.uniform(s0, s1, n))
+    def apply(self, x, q): return _update(x, q['on'], degrade, q['sigma'], q['scale'])
+
+BATCH_STEPS[OpticsRandomise] = lambda t: Degrade(t.p)
 
 # %% ../nbs/07b_batches.ipynb #37031e22
 class BatchTransform:
