@@ -126,17 +126,19 @@ def gaussian_blur(x:torch.Tensor, sigma:float) -> torch.Tensor:
     return F.conv2d(F.conv2d(y, k.view(1, 1, -1, 1)), k.view(1, 1, 1, -1)).view(b, c, h, w)
 
 def degrade(x:torch.Tensor, sigma, scale) -> torch.Tensor:
-    "A B×C×H×W batch in [0, 1], image i blurred by `sigma[i]` px (0: not) and shrunk to `scale[i]` of its size and back."
+    "A B×C×H×W batch in [0, 1], image i blurred by `sigma[i]` px (0: not), shrunk to `scale[i]` of its size and back."
     h, w = x.shape[2:]
     out = []
     for im, s, f in zip(x.split(1), torch.as_tensor(sigma).tolist(), torch.as_tensor(scale).tolist()):
         if s > 0: im = gaussian_blur(im, s)
         if f < 1:
-            small = F.interpolate(im, size=(max(1, round(h * f)), max(1, round(w * f))), mode='bilinear', antialias=True)
+            size = (max(1, round(h * f)), max(1, round(w * f)))
+            small = F.interpolate(im, size=size, mode='bilinear', antialias=True)
             im = F.interpolate(small, size=(h, w), mode='bilinear')
         out.append(im)
     return torch.cat(out)
 
+# %% ../nbs/07c_transforms.ipynb #000000b8
 def optics_randomise(x:torch.Tensor, p:float=1., generator:torch.Generator|None=None) -> torch.Tensor:
     "Float images in [0, 1] (C×H×W or B×C×H×W), each degraded with probability `p` by optics from `OPTICS_RANGES`."
     xb = x[None] if x.dim() == 3 else x
