@@ -93,12 +93,15 @@ def restyle(x:torch.Tensor, hue, saturation, gamma) -> torch.Tensor:
     m = rendition(t(hue), t(saturation)).to(x)
     return torch.einsum('bij,bjhw->bihw', m, x).clamp(0, 1) ** t(gamma).to(x)[:, None, None, None]
 
+def _draws(n:int, p:float, generator) -> tuple:
+    "Which of `n` images are changed (probability `p`), and a sampler of `n` uniform values in (lo, hi)."
+    on = torch.rand(n, generator=generator) < p
+    return on, lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)
+
 def style_randomise(x:torch.Tensor, p:float=1., generator:torch.Generator|None=None) -> torch.Tensor:
     "Float images in [0, 1] (C×H×W or B×C×H×W), each restyled with probability `p` by a rendition from `STYLE_RANGES`."
     xb = x[None] if x.dim() == 3 else x
-    n = len(xb)
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)
-    on = torch.rand(n, generator=generator) < p
+    on, u = _draws(len(xb), p, generator)
     (h0, h1), (s0, s1), (g0, g1) = STYLE_RANGES.values()
     out = restyle(xb, u(h0, h1) * on, torch.where(on, u(s0, s1), 1.), torch.where(on, u(g0, g1), 1.))
     return out[0] if x.dim() == 3 else out
@@ -142,9 +145,7 @@ def degrade(x:torch.Tensor, sigma, scale) -> torch.Tensor:
 def optics_randomise(x:torch.Tensor, p:float=1., generator:torch.Generator|None=None) -> torch.Tensor:
     "Float images in [0, 1] (C×H×W or B×C×H×W), each degraded with probability `p` by optics from `OPTICS_RANGES`."
     xb = x[None] if x.dim() == 3 else x
-    n = len(xb)
-    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)
-    on = torch.rand(n, generator=generator) < p
+    on, u = _draws(len(xb), p, generator)
     (b0, b1), (s0, s1) = OPTICS_RANGES.values()
     out = degrade(xb, torch.where(on, u(b0, b1), 0.), torch.where(on, u(s0, s1), 1.))
     return out[0] if x.dim() == 3 else out
