@@ -20,7 +20,8 @@ from .config import RunConfig, cache_dir
 from .data import read_image
 from .progress import progress_bar
 from .transforms import (AugMix, InstanceNorm, PKSampler, build_transforms, to_tensor, StyleRandomise,
-                             STYLE_RANGES, restyle, OpticsRandomise, OPTICS_RANGES, degrade)
+                             STYLE_RANGES, restyle, OpticsRandomise, OPTICS_RANGES, degrade, FramingRandomise,
+                             FRAMING_RANGES, reframe)
 
 # %% auto #0
 __all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'MIX_BLOCK', 'BATCH_STEPS', 'RESIZE_NAMES',
@@ -29,7 +30,7 @@ __all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'MIX_B
            'rotation_matrix', 'apply_lut', 'histogram', 'autocontrast', 'equalize', 'posterize', 'solarize', 'rotate',
            'shear_x', 'shear_y', 'translate_x', 'translate_y', 'BatchAugMix', 'Step', 'Maybe', 'Pad', 'Crop', 'Jitter',
            'ToFloat', 'erase_boxes', 'box_mask', 'noise', 'Erase', 'Standardise', 'Normalise', 'batch_step', 'Restyle',
-           'Degrade', 'BatchTransform', 'Batches', 'TensorBatches', 'test_batches']
+           'Degrade', 'Reframe', 'BatchTransform', 'Batches', 'TensorBatches', 'test_batches']
 
 # %% ../nbs/07b_batches.ipynb #60e13e00
 RESIZE_METHODS = {'bicubic': Image.Resampling.BICUBIC, 'bilinear': Image.Resampling.BILINEAR}
@@ -510,6 +511,17 @@ class Degrade(Step):
     def apply(self, x, q): return _update(x, q['on'], degrade, q['sigma'], q['scale'])
 
 BATCH_STEPS[OpticsRandomise] = lambda t: Degrade(t.p)
+
+# %% ../nbs/07b_batches.ipynb #5c0e0008
+@dataclass
+class Reframe(Step):
+    p: float
+    def draw(self, rng, n, size):
+        s0, s1 = FRAMING_RANGES['scale']
+        return dict(on=rng.random(n) < self.p, scale=rng.uniform(s0, s1, n), u=rng.random(n), v=rng.random(n))
+    def apply(self, x, q): return _update(x, q['on'], reframe, q['scale'], q['u'], q['v'])
+
+BATCH_STEPS[FramingRandomise] = lambda t: Reframe(t.p)
 
 # %% ../nbs/07b_batches.ipynb #37031e22
 class BatchTransform:

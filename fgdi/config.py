@@ -128,8 +128,9 @@ class RunConfig(_TrainingFields):
                                      # the paper's)
     mixstyle: float = _hash_if_set(0.)  # probability per batch of MixStyle in the image encoder's first two blocks
                                         # (a DG control, not the paper's; `fgdi.model.MixStyle`)
-    optics_aug: float = _hash_if_set(0.)  # probability of optics randomisation (blur, resolution) per training
-                                          # image (a DG control, not the paper's; the world report's positive)
+    optics_aug: float = _hash_if_set(0.)  # probability of blur and lost resolution per training image (a DG control)
+    framing_aug: float = _hash_if_set(0.)  # probability of a looser, shifted box per training image (a DG control,
+                                           # the world report's positive; `fgdi.transforms.FramingRandomise`)
     styles: str = 'distinct'         # embedded world: each dataset its own look, or 'shared' (the null world)
     world: str|None = None           # the embedded world's id (`fgdi.synth.world_id`) when the run uses it; None
                                      # for real data
@@ -171,8 +172,8 @@ def _check_numbers(cfg:RunConfig):
                                "(Eq. 9 weighs (1-beta)*L_i2tce + beta*L_apn)")
     for name in ('alpha', 'grl_lambda', 'apn_margin', 'label_smoothing', 'weight_decay'):
         _check(getattr(cfg, name) >= 0, f"RunConfig.{name}={getattr(cfg, name)} must be >= 0")
-    for name in ('style_aug', 'optics_aug', 'mixstyle', 'gray_prob', 'flip_prob', 'color_jitter_prob', 'augmix_prob',
-                 'erasing_prob'):
+    for name in ('style_aug', 'optics_aug', 'framing_aug', 'mixstyle', 'gray_prob', 'flip_prob', 'color_jitter_prob',
+                 'augmix_prob', 'erasing_prob'):
         _check(0 <= getattr(cfg, name) <= 1,
                f"RunConfig.{name}={getattr(cfg, name)} is a probability: use a value in [0, 1]")
     for name in ('epochs_initial', 'epochs_id_tokens', 'epochs_domain_tokens', 'epochs_final'):
@@ -199,7 +200,7 @@ def _check_combinations(cfg:RunConfig):
            "the identities trained on, so the released code's fixed class counts do not apply: use num_classes='real'")
     _check(cfg.mixstyle == 0 or cfg.backbone not in BLIP_BACKBONES, f"RunConfig.mixstyle={cfg.mixstyle} mixes the "
            f"statistics of a CLIP ViT or ResNet image encoder, not {cfg.backbone}'s: use mixstyle=0 with BLIP")
-    for name in ('style_aug', 'optics_aug'):
+    for name in ('style_aug', 'optics_aug', 'framing_aug'):
         _check(getattr(cfg, name) == 0 or cfg.transforms == 'fgdi', f"RunConfig.{name}={getattr(cfg, name)} is a "
                f"step of the 'fgdi' transforms only; use transforms='fgdi' or {name}=0")
     _check(cfg.use_domain or not cfg.use_apn, "Switch C (use_apn) needs switch B (use_domain): the apn loss compares "

@@ -49,7 +49,7 @@ def test_batches_equal_one_image_at_a_time(monkeypatch):
     from fgdi.config import RunConfig
     from fgdi.transforms import build_transforms
     cfg = RunConfig(size_train=(64, 32), pad=4, gray_prob=0.3, flip_prob=0.5, color_jitter_prob=0.5, augmix_prob=0.9,
-                    style_aug=0.5, optics_aug=0.5, erasing_prob=0.5)
+                    style_aug=0.5, optics_aug=0.5, framing_aug=0.5, erasing_prob=0.5)
     tf = fb.BatchTransform(build_transforms(cfg, True))
     rng = np.random.default_rng(0)
     x = torch.from_numpy(np.clip(np.cumsum(rng.integers(-9, 10, (23, 3, 64, 32)), 2) + 128, 0, 255).astype(np.uint8))
