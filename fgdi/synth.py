@@ -358,15 +358,14 @@ _SUMMER = (('white', 3), ('red', 2.5), ('yellow', 3), ('orange', 2.5), ('green',
            ('black', 0.3), ('navy', 0.4), ('grey', 0.6), ('brown', 0.3), ('maroon', 0.5))
 _WINTER = (('black', 3), ('navy', 2), ('grey', 1.5), ('maroon', 1.5), ('brown', 2), ('white', 0.3), ('yellow', 0.1),
            ('orange', 0.1), ('pink', 0.2), ('green', 0.3), ('light blue', 0.2))
-_SUBTROPICAL = (('white', 3), ('light blue', 3), ('blue', 2), ('grey', 1.5), ('black', 0.5), ('maroon', 0.5),
-                ('brown', 0.5))
+_RARE = {c: 0.01 for c in COLOURS}   # a crowd dressed alike: every colour but its own almost never worn
 WARDROBES = {
     'Market1501': Wardrobe(upper=_SUMMER, lower=(('black', 0.5), ('beige', 2), ('white', 2), ('light blue', 2)),
                            lower_kinds=(('shorts', 5), ('skirt', 2)), short_sleeves=0.8),
     'MSMT17': Wardrobe(upper=_WINTER, lower=(('black', 2),), lower_kinds=(('shorts', 0.02), ('skirt', 0.3)),
                        short_sleeves=0.03),
-    'CUHK03': Wardrobe(upper=_SUBTROPICAL, lower=(('blue', 2), ('beige', 1.5)), lower_kinds=(('shorts', 2),),
-                       short_sleeves=0.6)}
+    'CUHK03': Wardrobe(upper=tuple((_RARE | {'white': 8}).items()), lower=tuple((_RARE | {'blue': 4}).items()),
+                       lower_kinds=(('shorts', 2),), short_sleeves=0.6)}
 
 # %% ../nbs/06_synth.ipynb #00000017
 STYLES = {s.name: s for s in [
@@ -382,8 +381,8 @@ STYLES = {s.name: s for s in [
           hue=-65, saturation=0.55, gamma=1.2, wardrobe=WARDROBES['MSMT17']),
     Style('CUHK03', (128, 48), size_jitter=0.1, cameras=10,
           walls=((90, 100, 120), (120, 110, 100)), floors=((80, 85, 95),), clutter=2, texture=8,
-          light=(0.7, 1.), cast=0.05, tint=(0.95, 0.98, 1.08), blur=1.2, noise=4, views=(0.45, 0.45, 0.1),
-          low_res=0.6, fill=(0.62, 0.78), hue=70, saturation=0.8,
+          light=(0.7, 1.), cast=0.05, tint=(0.95, 0.98, 1.08), blur=0.6, noise=4, views=(0.45, 0.45, 0.1),
+          fill=(0.62, 0.78), hue=70, saturation=0.8,
           wardrobe=WARDROBES['CUHK03']),
     Style('CUHK02', (128, 48), cameras=10,
           walls=((170, 170, 165), (140, 150, 160)), floors=((150, 145, 140),), clutter=1, texture=6,
