@@ -20,10 +20,11 @@ from .protocols import Protocol
 from .synth import rendition_matrix
 
 # %% auto #0
-__all__ = ['AUGMIX_OPS', 'STYLE_RANGES', 'OPTICS_RANGES', 'FRAMING_RANGES', 'AugMix', 'to_tensor', 'InstanceNorm', 'rendition',
-           'restyle', 'style_randomise', 'PerImage', 'StyleRandomise', 'gaussian_kernel', 'gaussian_blur', 'degrade',
-           'optics_randomise', 'OpticsRandomise', 'reframe', 'framing_randomise', 'FramingRandomise',
-           'build_transforms', 'PKSampler', 'train_loader', 'cache_loader', 'test_loader', 'make_loaders']
+__all__ = ['AUGMIX_OPS', 'STYLE_RANGES', 'OPTICS_RANGES', 'FRAMING_RANGES', 'CONTROLS', 'AugMix', 'to_tensor', 'InstanceNorm',
+           'rendition', 'restyle', 'image_or_batch', 'style_randomise', 'PerImage', 'StyleRandomise', 'gaussian_kernel',
+           'gaussian_blur', 'degrade', 'optics_randomise', 'OpticsRandomise', 'reframe', 'framing_randomise',
+           'FramingRandomise', 'build_transforms', 'PKSampler', 'train_loader', 'cache_loader', 'test_loader',
+           'make_loaders']
 
 # %% ../nbs/07c_transforms.ipynb #0eb31ecf
 def _level(rng) -> float: return rng.uniform(0.1, 1.0)          # severity 1
@@ -81,6 +82,7 @@ class InstanceNorm:
     def __repr__(self): return f'InstanceNorm(eps={self.eps})'
 
 # %% ../nbs/07c_transforms.ipynb #000000b1
+import functools
 STYLE_RANGES = dict(hue=(-45., 45.), saturation=(0.6, 1.4), gamma=(0.8, 1.25))    # what `style_randomise` draws from
 
 def rendition(hue:torch.Tensor, saturation:torch.Tensor) -> torch.Tensor:
@@ -98,13 +100,18 @@ def _draws(n:int, p:float, generator) -> tuple:
     on = torch.rand(n, generator=generator) < p
     return on, lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=generator)
 
+def image_or_batch(f):
+    "`f` of a B×C×H×W batch, which then also takes one C×H×W image (as a batch of one)."
+    @functools.wraps(f)
+    def _f(x:torch.Tensor, *args, **kw): return f(x[None], *args, **kw)[0] if x.dim() == 3 else f(x, *args, **kw)
+    return _f
+
+@image_or_batch
 def style_randomise(x:torch.Tensor, p:float=1., generator:torch.Generator|None=None) -> torch.Tensor:
     "Float images in [0, 1] (C×H×W or B×C×H×W), each restyled with probability `p` by a rendition from `STYLE_RANGES`."
-    xb = x[None] if x.dim() == 3 else x
-    on, u = _draws(len(xb), p, generator)
+    on, u = _draws(len(x), p, generator)
     (h0, h1), (s0, s1), (g0, g1) = STYLE_RANGES.values()
-    out = restyle(xb, u(h0, h1) * on, torch.where(on, u(s0, s1), 1.), torch.where(on, u(g0, g1), 1.))
-    return out[0] if x.dim() == 3 else out
+    return restyle(x, u(h0, h1) * on, torch.where(on, u(s0, s1), 1.), torch.where(on, u(g0, g1), 1.))
 
 class PerImage:
     "A control's `randomise(x, p)` as a per-image transform with probability `p` (draws from torch's global RNG)."
@@ -145,13 +152,12 @@ def degrade(x:torch.Tensor, sigma, scale) -> torch.Tensor:
     return torch.cat(out)
 
 # %% ../nbs/07c_transforms.ipynb #000000b8
+@image_or_batch
 def optics_randomise(x:torch.Tensor, p:float=1., generator:torch.Generator|None=None) -> torch.Tensor:
     "Float images in [0, 1] (C×H×W or B×C×H×W), each degraded with probability `p` by optics from `OPTICS_RANGES`."
-    xb = x[None] if x.dim() == 3 else x
-    on, u = _draws(len(xb), p, generator)
+    on, u = _draws(len(x), p, generator)
     (b0, b1), (s0, s1) = OPTICS_RANGES.values()
-    out = degrade(xb, torch.where(on, u(b0, b1), 0.), torch.where(on, u(s0, s1), 1.))
-    return out[0] if x.dim() == 3 else out
+    return degrade(x, torch.where(on, u(b0, b1), 0.), torch.where(on, u(s0, s1), 1.))
 
 class OpticsRandomise(PerImage): randomise = staticmethod(optics_randomise)
 
@@ -169,14 +175,15 @@ def reframe(x:torch.Tensor, scale, u, v) -> torch.Tensor:
     out = F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
     return torch.where((s < 1).view(-1, 1, 1, 1), out, x)  # scale 1: the image itself, not a resampled copy
 
+@image_or_batch
 def framing_randomise(x:torch.Tensor, p:float=1., generator:torch.Generator|None=None) -> torch.Tensor:
     "Float images (C×H×W or B×C×H×W), each reframed with probability `p` by a box from `FRAMING_RANGES`."
-    xb = x[None] if x.dim() == 3 else x
-    on, draw = _draws(len(xb), p, generator)
-    out = reframe(xb, torch.where(on, draw(*FRAMING_RANGES['scale']), 1.), draw(0., 1.), draw(0., 1.))
-    return out[0] if x.dim() == 3 else out
+    on, draw = _draws(len(x), p, generator)
+    return reframe(x, torch.where(on, draw(*FRAMING_RANGES['scale']), 1.), draw(0., 1.), draw(0., 1.))
 
 class FramingRandomise(PerImage): randomise = staticmethod(framing_randomise)
+
+CONTROLS = dict(style_aug=StyleRandomise, optics_aug=OpticsRandomise, framing_aug=FramingRandomise)  # field -> step
 
 # %% ../nbs/07c_transforms.ipynb #0000005c
 def build_transforms(cfg:RunConfig|None=None, train:bool=True) -> T.Compose:
@@ -192,13 +199,12 @@ def build_transforms(cfg:RunConfig|None=None, train:bool=True) -> T.Compose:
     if not train: return T.Compose([T.Resize(size, T.InterpolationMode.BICUBIC), to_tensor, InstanceNorm()])
     erase = [T.RandomErasing(cfg.erasing_prob, scale=(0.02, 0.4), ratio=(0.3, 1 / 0.3), value=(0.4914, 0.4822, 0.4465))
              ] if cfg.erasing_prob else []
+    controls = [step(getattr(cfg, f)) for f, step in CONTROLS.items() if getattr(cfg, f)]  # off in the paper
     return T.Compose([T.Resize(size, T.InterpolationMode.BICUBIC), T.RandomGrayscale(cfg.gray_prob),
                       T.Pad(cfg.pad), T.RandomCrop(size), T.RandomHorizontalFlip(cfg.flip_prob),
                       T.RandomApply([T.ColorJitter(0.15, 0.1, 0.05, 0.05)], p=cfg.color_jitter_prob),
-                      AugMix(cfg.augmix_prob), to_tensor, *([StyleRandomise(cfg.style_aug)] if cfg.style_aug else []),
-                      *([OpticsRandomise(cfg.optics_aug)] if cfg.optics_aug else []),
-                      *([FramingRandomise(cfg.framing_aug)] if cfg.framing_aug else []),
-                      *erase, InstanceNorm()])
+                      AugMix(cfg.augmix_prob), to_tensor,
+                      *controls, *erase, InstanceNorm()])
 
 # %% ../nbs/07c_transforms.ipynb #00000064
 class PKSampler(Sampler):
