@@ -14,7 +14,8 @@ from .progress import progress_bar
 __all__ = ['METRICS', 'ITEMS_PER_BIN', 'BYTES_PER_DISTANCE', 'FULL_MATRIX_BYTES_PER_PAIR', 'SCALAR_METRICS', 'extract_features',
            'pairwise_distances', 'reference_eval_func', 'ordered_bits', 'chunk_rows', 'evaluate_chunks', 'evaluate',
            'evaluate_distmat', 'random_problem', 'assert_same_metrics', 'clustered_problem', 'full_matrix_gb',
-           'k_reciprocal_chunks', 're_ranking', 'average_metrics', 'MeanCI', 'mean_ci', 'metrics_ci', 'evaluate_model']
+           'k_reciprocal_chunks', 're_ranking', 'camera_standardise', 'average_metrics', 'MeanCI', 'mean_ci',
+           'metrics_ci', 'evaluate_model']
 
 # %% ../nbs/08_eval.ipynb #00000006
 def _model_device(model) -> torch.device:
@@ -429,6 +430,17 @@ def re_ranking(qf, gf, k1:int=20, k2:int=6, lambda_value:float=0.3, metric:str='
     qf, gf = _query_gallery(qf, gf, metric, device)
     return torch.cat([d for _, d in k_reciprocal_chunks(qf, gf, k1, k2, lambda_value, chunk_mb)])
 
+# %% ../nbs/08_eval.ipynb #cn000002
+def camera_standardise(qf, gf, q_camids, g_camids, eps:float=1e-6) -> tuple:
+    "Query and gallery features with each camera's features standardised per dimension over its query and gallery."
+    f, cams = torch.cat([_as_features(qf, 'qf'), _as_features(gf, 'gf')]), np.concatenate([q_camids, g_camids])
+    out = torch.empty_like(f)
+    for c in np.unique(cams):
+        on = torch.from_numpy(cams == c)
+        x = f[on]
+        out[on] = (x - x.mean(0)) / (x.std(0, correction=0) + eps)
+    return out[:len(qf)], out[len(qf):]
+
 # %% ../nbs/08_eval.ipynb #00000030
 SCALAR_METRICS = ('mAP', 'mINP', 'R1', 'R5', 'R10')
 
@@ -458,10 +470,11 @@ def metrics_ci(runs, conf:float=0.95) -> dict:
 
 # %% ../nbs/08_eval.ipynb #00000033
 def evaluate_model(model, query_loader, gallery_loader, device=None, autocast:bool=False, progress:bool=True,
-                   **kwargs) -> dict:
-    ("Extract query and gallery features with `model` and `evaluate` them on its device (`kwargs`: metric, "
-     "max_rank, chunk_mb, rerank).")
+                   camera_norm:bool=False, **kwargs) -> dict:
+    ("Extract query and gallery features with `model` (standardised per camera if `camera_norm`) and `evaluate` them "
+     "on its device (`kwargs`: metric, max_rank, chunk_mb, rerank).")
     device = device or _model_device(model)
     qf, q_pids, q_camids = extract_features(model, query_loader, device, autocast, progress)
     gf, g_pids, g_camids = extract_features(model, gallery_loader, device, autocast, progress)
+    if camera_norm: qf, gf = camera_standardise(qf, gf, q_camids, g_camids)
     return evaluate(qf, gf, q_pids, g_pids, q_camids, g_camids, device=device, progress=progress, **kwargs)

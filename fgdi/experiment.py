@@ -23,12 +23,12 @@ from .synth import world_id
 from .pretrain import world_root, ensure_world, small_clip_weights, small_clip_name
 
 # %% auto #0
-__all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_ONLY', 'full_scale_missing', 'weights_path',
-           'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
+__all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_ONLY', 'EVAL_ONLY', 'full_scale_missing',
+           'weights_path', 'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
            'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'file_digest', 'data_record',
            'weights_record', 'banner', 'read_result', 'environment', 'scale_line', 'RunLock', 'stages_key',
-           'share_stages', 'fit', 'train_and_evaluate', 'clip_weights_kw', 'prepare_scale', 'run', 'run_grid',
-           'result_table']
+           'share_stages', 'fit', 'train_and_evaluate', 'evaluate_trained', 'clip_weights_kw', 'prepare_scale', 'run',
+           'run_grid', 'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
@@ -209,6 +209,7 @@ def evaluate_targets(model, p, cfg:RunConfig, progress:bool=False) -> dict:
         for split, query, gallery in target_splits(t, cfg.data_root, cfg):
             images = _test_images(query, cfg, model), _test_images(gallery, cfg, model)
             runs[split] = _plain(evaluate_model(model, *images, progress=progress, rerank=cfg.rerank,
+                                                camera_norm=cfg.camera_norm,
                                                 metric='cosine' if cfg.feat_norm else 'sqeuclidean'))
         splits[t] = {str(k): v for k, v in runs.items()}
         per_target[t] = average_metrics(runs)
@@ -449,6 +450,20 @@ def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=Tru
     return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s,
                 shared_stages=shared and shared.name)
 
+EVAL_ONLY = dict(camera_norm=False)  # settings of the evaluation alone: such a run evaluates the model trained without
+
+def evaluate_trained(cfg:RunConfig, p, trained_dir, device=None, progress:bool=True) -> dict:
+    "Evaluate `cfg` on `p` with the final model of the finished run in `trained_dir` (`cfg` without `EVAL_ONLY`)."
+    trained = Path(trained_dir)
+    state = resume_state(trained/'ckpt'/'last.pt')
+    if state is None: raise FileNotFoundError(f"{trained/'ckpt'/'last.pt'}: the trained model that run "
+                                              f"{config_hash(cfg)} evaluates is missing; delete "
+                                              f"{trained/'result.json'} to train it again")
+    model = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg, progress))
+    model.load_state_dict(state['model'])
+    model.to(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    return dict(**evaluate_targets(model, p, cfg), stage_seconds={}, shared_stages=None, trained_run=trained.name)
+
 def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
     "Keyword arguments of `build_model` pointing a mini-scale config at its cached small CLIP (pretrained if missing)."
     settings = small_clip_settings(cfg)
@@ -478,7 +493,13 @@ def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose
         _write_json(d/'config.json', config_dict(cfg))
         prepare_scale(cfg, progress)
         t0 = time.time()
-        res = train_and_evaluate(cfg, load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg), d, device, progress)
+        p = load_protocol(cfg.protocol, cfg.target, cfg.data_root, cfg)
+        if cfg == replace(cfg, **EVAL_ONLY): res = train_and_evaluate(cfg, p, d, device, progress)
+        else:  # an evaluation-only setting: the run without it trains (or is read back), this one evaluates its model
+            trained = run(replace(asked, **EVAL_ONLY), runs_dir, device, progress, verbose)['hash']
+            if verbose: print(f"fgdi: {', '.join(k for k, v in EVAL_ONLY.items() if getattr(cfg, k) != v)} only "
+                              f"changes the evaluation: run {trained}'s model is evaluated again", flush=True)
+            res = evaluate_trained(cfg, p, Path(runs_dir)/trained, device, progress)
         stages = res.pop('stage_seconds')
         result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg),
                       data=data_record(cfg), weights=weights_record(cfg), **res,

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from .config import RunConfig, config_hash
 from .protocols import protocol_name
 from .progress import progress_bar
-from .experiment import run, read_result, resolve_scale, at_scale, stages_key, scale_line
+from .experiment import run, read_result, resolve_scale, at_scale, stages_key, scale_line, EVAL_ONLY
 
 # %% auto #0
 __all__ = ['JOB_RECORD', 'ACTIVE', 'ACTIONS', 'RESUBMIT_HINT', 'parse_executor', 'Slurm', 'sbatch_flags', 'GridRun', 'plan_grid',
@@ -104,10 +104,16 @@ def grid_todo(cfgs, seeds=(1,), runs_dir='runs', executor:str='local', slurm:Slu
 
 # %% ../nbs/16_grid.ipynb #473656f7
 def followers(todo:list[GridRun]) -> dict[str, str]:
-    "Run hash → the hash of the run whose shared stages it waits for (none where those stages are trained already)."
-    lead, waits = {}, {}
+    ("Run hash → the hash of the run it waits for: the run whose model it only evaluates again (`EVAL_ONLY`), or the "
+     "leader training its shared stages (none where those stages are trained already).")
+    lead, waits, pending = {}, {}, {r.hash for r in todo}
     for r in todo:
-        key = stages_key(at_scale(r.cfg, r.scale))
+        cfg = at_scale(r.cfg, r.scale)
+        trained = config_hash(replace(cfg, **EVAL_ONLY))
+        if trained != r.hash:  # trains nothing: after its model's run, if that is still to do
+            if trained in pending: waits[r.hash] = trained
+            continue
+        key = stages_key(cfg)
         if (r.dir.parent/'_stages'/key/'done').exists(): continue
         if key in lead: waits[r.hash] = lead[key]
         else: lead[key] = r.hash

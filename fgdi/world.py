@@ -26,7 +26,7 @@ KINDS = {  # kind of run -> what it changes in the Protocol-2 baseline
     'null_in_domain': dict(train_on='target', styles='shared', **IN_DOMAIN_EPOCHS),
     'null_cross_domain': dict(styles='shared'),
     'oracle': dict(train_on='sources+target'),
-    'positive': dict(framing_aug=0.5)}
+    'positive': dict(camera_norm=True)}
 
 def baseline_config(target:str, scale:str='mini', variant:str='paper', **overrides) -> RunConfig:
     "Table IV's baseline row (switches A, B, C off) for Protocol-2 `target`."

@@ -52,6 +52,11 @@ def test_report_runs_are_ordinary_cached_runs(report):
     assert len(records) == len(KINDS) * 3 * 2
     assert {r['config']['world'] for r in records} == {rep['world']['id'], rep['world']['null_id']}
     assert {r['config']['train_on'] for r in records} == {'sources', 'target', 'sources+target'}
+    normed = [r for r in records if r['config'].get('camera_norm')]  # the positive control trains nothing:
+    assert len(normed) == 3 * 2 and all(r['seconds']['stages'] == {} for r in normed)
+    cross = {r['hash'] for r in records if r['config']['train_on'] == 'sources' and not r['config'].get('camera_norm')
+             and r['config']['styles'] == 'distinct'}
+    assert {r['trained_run'] for r in normed} == cross  # it evaluates the cross-domain runs' models again
 
 def test_convergence_curves_written(report):
     d, _ = report
