@@ -450,7 +450,7 @@ def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=Tru
     return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s,
                 shared_stages=shared and shared.name)
 
-EVAL_ONLY = dict(camera_norm=False)  # settings of the evaluation alone: such a run evaluates the model trained without
+EVAL_ONLY = dict(camera_norm=False)  # evaluation-only settings: a run with one evaluates the model of the run without
 
 def evaluate_trained(cfg:RunConfig, p, trained_dir, device=None, progress:bool=True) -> dict:
     "Evaluate `cfg` on `p` with the final model of the finished run in `trained_dir` (`cfg` without `EVAL_ONLY`)."
