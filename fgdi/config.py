@@ -129,10 +129,8 @@ class RunConfig(_TrainingFields):
     mixstyle: float = _hash_if_set(0.)  # probability per batch of MixStyle in the image encoder's first two blocks
                                         # (a DG control, not the paper's; `fgdi.model.MixStyle`)
     optics_aug: float = _hash_if_set(0.)  # probability of blur and lost resolution per training image (a DG control)
-    framing_aug: float = _hash_if_set(0.)  # probability of a looser, shifted box per training image (a DG control;
-                                           # `fgdi.transforms.FramingRandomise`)
-    camera_norm: bool = _hash_if_set(False)  # standardise the test features per camera (a DG control at test time,
-                                             # the world report's positive; `fgdi.eval.camera_standardise`)
+    framing_aug: float = _hash_if_set(0.)  # probability of a looser, shifted box per training image (a DG control)
+    camera_norm: bool = _hash_if_set(False)  # standardise the test features per camera (a DG control at test time)
     styles: str = 'distinct'         # embedded world: each dataset its own look, or 'shared' (the null world)
     world: str|None = None           # the embedded world's id (`fgdi.synth.world_id`) when the run uses it; None
                                      # for real data

@@ -27,7 +27,7 @@ __all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_
            'weights_path', 'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
            'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'file_digest', 'data_record',
            'weights_record', 'banner', 'read_result', 'environment', 'scale_line', 'RunLock', 'stages_key',
-           'share_stages', 'fit', 'train_and_evaluate', 'evaluate_trained', 'clip_weights_kw', 'prepare_scale', 'run',
+           'share_stages', 'fit', 'train_and_evaluate', 'clip_weights_kw', 'prepare_scale', 'evaluate_trained', 'run',
            'run_grid', 'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
@@ -450,6 +450,21 @@ def train_and_evaluate(cfg:RunConfig, p, run_dir, device=None, progress:bool=Tru
     return dict(**(final_eval or evaluate_targets(tr.model, p, cfg)), stage_seconds=stage_s,
                 shared_stages=shared and shared.name)
 
+def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
+    "Keyword arguments of `build_model` pointing a mini-scale config at its cached small CLIP (pretrained if missing)."
+    settings = small_clip_settings(cfg)
+    if settings is None or cfg.clip_weights != small_clip_name(settings): return {}
+    return dict(weights=str(small_clip_weights(settings, progress=progress)))
+
+def prepare_scale(cfg:RunConfig, progress:bool=True):
+    "Write the world `cfg` runs on (if it does), decode every image it reads, pretrain the small CLIP it needs."
+    fix = 'point FGDI_CACHE at a writable folder: fgdi keeps its worlds, decoded images and small CLIPs there'
+    with RunLock(cache_dir()/'setup', fix=fix):  # one process sets up; another waits, then finds everything there
+        if cfg.world: ensure_world(cfg.data_root, cfg.scale, styles=cfg.styles)
+        check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
+        clip_weights_kw(cfg, progress)
+
+# %% ../nbs/11_experiment.ipynb #cn000010
 EVAL_ONLY = dict(camera_norm=False)  # evaluation-only settings: a run with one evaluates the model of the run without
 
 def evaluate_trained(cfg:RunConfig, p, trained_dir, device=None, progress:bool=True) -> dict:
@@ -464,19 +479,6 @@ def evaluate_trained(cfg:RunConfig, p, trained_dir, device=None, progress:bool=T
     model.to(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     return dict(**evaluate_targets(model, p, cfg), stage_seconds={}, shared_stages=None, trained_run=trained.name)
 
-def clip_weights_kw(cfg:RunConfig, progress:bool=True) -> dict:
-    "Keyword arguments of `build_model` pointing a mini-scale config at its cached small CLIP (pretrained if missing)."
-    settings = small_clip_settings(cfg)
-    if settings is None or cfg.clip_weights != small_clip_name(settings): return {}
-    return dict(weights=str(small_clip_weights(settings, progress=progress)))
-
-def prepare_scale(cfg:RunConfig, progress:bool=True):
-    "Write the world `cfg` runs on (if it does), decode every image it reads, pretrain the small CLIP it needs."
-    fix = 'point FGDI_CACHE at a writable folder: fgdi keeps its worlds, decoded images and small CLIPs there'
-    with RunLock(cache_dir()/'setup', fix=fix):  # one process sets up; another waits, then finds everything there
-        if cfg.world: ensure_world(cfg.data_root, cfg.scale, styles=cfg.styles)
-        check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
-        clip_weights_kw(cfg, progress)
 
 # %% ../nbs/11_experiment.ipynb #1c0c000a
 def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose:bool=True) -> dict:
