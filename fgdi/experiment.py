@@ -9,14 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
-from .config import RunConfig, BLIP_BACKBONES, config_hash, config_dict, data_root, cache_dir
+from .config import RunConfig, BLIP_BACKBONES, config_hash, config_dict, config_from_dict, data_root, cache_dir
 from .clip import weights_file
 from .check import check
 from .data import ReidImages
 from .protocols import load_protocol, protocol_name, PROTOCOLS, target_splits
 from .transforms import PKSampler, build_transforms, test_loader
 from .eval import evaluate_model, average_metrics
-from .model import build_model
+from .model import FGDIModel, build_model
 from .train import Trainer, TrainData, seed_everything
 from .batches import TensorBatches, test_batches
 from .synth import world_id
@@ -27,8 +27,8 @@ __all__ = ['MINI', 'SMOKE', 'SMALL_BACKBONES', 'EPOCHS', 'SCALE_CHOSEN', 'FINAL_
            'weights_path', 'resolve_scale', 'uses_world', 'scale_picks_weights', 'check_weights', 'small_backbone',
            'small_clip_settings', 'at_scale', 'train_data', 'evaluate_targets', 'file_digest', 'data_record',
            'weights_record', 'banner', 'read_result', 'environment', 'scale_line', 'RunLock', 'stages_key',
-           'share_stages', 'fit', 'train_and_evaluate', 'clip_weights_kw', 'prepare_scale', 'evaluate_trained', 'run',
-           'run_grid', 'result_table']
+           'share_stages', 'fit', 'train_and_evaluate', 'clip_weights_kw', 'prepare_scale', 'run_config',
+           'model_from_run', 'evaluate_trained', 'run', 'run_grid', 'result_table']
 
 # %% ../nbs/11_experiment.ipynb #00000006
 def _needed_datasets(cfg:RunConfig) -> set:
@@ -277,7 +277,7 @@ def banner(scale:str, why:str, cfg:RunConfig, asked:RunConfig|None=None) -> str:
             f"fgdi weights: {_weights_line(cfg)}" + (_replaced(asked, cfg) if asked else ''))
 
 # %% ../nbs/11_experiment.ipynb #0000000f
-from .train import atomic_write, temporary_name, fsync_dir, remove_temporaries, resume_state
+from .train import atomic_write, temporary_name, fsync_dir, remove_temporaries, resume_state, load_checkpoint
 
 def _write_json(path:Path, obj):
     with atomic_write(path, 'w') as f: json.dump(obj, f, indent=1)
@@ -464,19 +464,36 @@ def prepare_scale(cfg:RunConfig, progress:bool=True):
         check_images(sorted(_needed_datasets(cfg)), cfg.data_root, cfg, progress)  # a damaged file stops the run here
         clip_weights_kw(cfg, progress)
 
+# %% ../nbs/11_experiment.ipynb #rm000006
+def run_config(run_dir) -> RunConfig:
+    ("The concrete `RunConfig` of the finished run in `run_dir` (`<runs_dir>/<hash>`); an error saying how to make it "
+     "if it is not finished.")
+    d = Path(run_dir)
+    missing = [f for f in ('config.json', 'result.json', 'ckpt/last.pt') if not (d/f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{d} holds no finished run ({', '.join(missing)} missing): run it first with "
+                                "`fgdi.experiment.run(cfg, runs_dir=...)`, `fgdi run ... --runs-dir ...` "
+                                "or a paper notebook, then pass <runs_dir>/<hash> of its result")
+    return config_from_dict(json.loads((d/'config.json').read_text()))
+
+def model_from_run(run_dir, device='cpu') -> FGDIModel:
+    "The trained `FGDIModel` of the finished run in `run_dir`, in eval mode on `device`."
+    cfg, state = run_config(run_dir), load_checkpoint(Path(run_dir)/'ckpt'/'last.pt')['model']
+    n_ids, n_domains = len(state['classifier.weight']), len(state['dc.fc2.weight'])  # the sizes the run was built with
+    model = build_model(cfg, n_ids, n_domains, **clip_weights_kw(cfg))
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
 # %% ../nbs/11_experiment.ipynb #cn000010
 EVAL_ONLY = dict(camera_norm=False)  # evaluation-only settings: a run with one evaluates the model of the run without
 
-def evaluate_trained(cfg:RunConfig, p, trained_dir, device=None, progress:bool=True) -> dict:
+def evaluate_trained(cfg:RunConfig, p, trained_dir, device=None) -> dict:
     "Evaluate `cfg` on `p` with the final model of the finished run in `trained_dir` (`cfg` without `EVAL_ONLY`)."
     trained = Path(trained_dir)
-    state = resume_state(trained/'ckpt'/'last.pt')
-    if state is None: raise FileNotFoundError(f"{trained/'ckpt'/'last.pt'}: the trained model that run "
-                                              f"{config_hash(cfg)} evaluates is missing; delete "
-                                              f"{trained/'result.json'} to train it again")
-    model = build_model(cfg, p.num_classes, p.num_domains, **clip_weights_kw(cfg, progress))
-    model.load_state_dict(state['model'])
-    model.to(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if not (trained/'ckpt'/'last.pt').is_file():
+        raise FileNotFoundError(f"{trained/'ckpt'/'last.pt'}: the trained model that run {config_hash(cfg)} evaluates "
+                                f"is missing; delete {trained/'result.json'} to train it again")
+    model = model_from_run(trained, device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     return dict(**evaluate_targets(model, p, cfg), stage_seconds={}, shared_stages=None, trained_run=trained.name)
 
 
@@ -501,7 +518,7 @@ def run(cfg:RunConfig, runs_dir='runs', device=None, progress:bool=True, verbose
             trained = run(replace(asked, **EVAL_ONLY), runs_dir, device, progress, verbose)['hash']
             if verbose: print(f"fgdi: {', '.join(k for k, v in EVAL_ONLY.items() if getattr(cfg, k) != v)} only "
                               f"changes the evaluation: run {trained}'s model is evaluated again", flush=True)
-            res = evaluate_trained(cfg, p, Path(runs_dir)/trained, device, progress)
+            res = evaluate_trained(cfg, p, Path(runs_dir)/trained, device)
         stages = res.pop('stage_seconds')
         result = dict(hash=config_hash(cfg), scale=scale, scale_reason=why, config=config_dict(cfg),
                       data=data_record(cfg), weights=weights_record(cfg), **res,

@@ -26,34 +26,14 @@ from .transforms import build_transforms, test_loader
 from .eval import extract_features
 from .model import FGDIModel, build_model
 from .train import load_checkpoint
-from .experiment import clip_weights_kw
+from .experiment import clip_weights_kw, run_config, model_from_run
 from .synth import SKIN, plan_world, shot_person, style_of, render
 
 # %% auto #0
-__all__ = ['run_config', 'model_from_run', 'sample_rows', 'target_items', 'source_items', 'embed', 'metric_of', 'silhouette',
-           'tsne_2d', 'tsne_maps', 'mixing_scores', 'plot_fig5', 'cam_layer', 'vit_reshape', 'cam_reshape',
-           'SimilarityTarget', 'grad_cam', 'load_images', 'overlay', 'world_shot', 'image_view', 'person_mask',
-           'cam_on_person', 'pick_views', 'identity_references', 'attention_maps', 'plot_fig6']
-
-# %% ../nbs/13_viz.ipynb #00000006
-def run_config(run_dir) -> RunConfig:
-    ("The concrete `RunConfig` of the finished run in `run_dir` (`<runs_dir>/<hash>`); an error saying how to make it "
-     "if it is not finished.")
-    d = Path(run_dir)
-    missing = [f for f in ('config.json', 'result.json', 'ckpt/last.pt') if not (d/f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{d} holds no finished run ({', '.join(missing)} missing): run it first with "
-                                "`fgdi.experiment.run(cfg, runs_dir=...)`, `fgdi run ... --runs-dir ...` "
-                                "or a paper notebook, then pass <runs_dir>/<hash> of its result")
-    return config_from_dict(json.loads((d/'config.json').read_text()))
-
-def model_from_run(run_dir, device='cpu') -> FGDIModel:
-    "The trained `FGDIModel` of the finished run in `run_dir`, in eval mode on `device`."
-    cfg, state = run_config(run_dir), load_checkpoint(Path(run_dir)/'ckpt'/'last.pt')['model']
-    n_ids, n_domains = len(state['classifier.weight']), len(state['dc.fc2.weight'])  # the sizes the run was built with
-    model = build_model(cfg, n_ids, n_domains, **clip_weights_kw(cfg))
-    model.load_state_dict(state)
-    return model.to(device).eval()
+__all__ = ['sample_rows', 'target_items', 'source_items', 'embed', 'metric_of', 'silhouette', 'tsne_2d', 'tsne_maps',
+           'mixing_scores', 'plot_fig5', 'cam_layer', 'vit_reshape', 'cam_reshape', 'SimilarityTarget', 'grad_cam',
+           'load_images', 'overlay', 'world_shot', 'image_view', 'person_mask', 'cam_on_person', 'pick_views',
+           'identity_references', 'attention_maps', 'plot_fig6']
 
 # %% ../nbs/13_viz.ipynb #0000000a
 def sample_rows(df:pd.DataFrame, n:int|None, seed:int=0) -> pd.DataFrame:
