@@ -551,7 +551,8 @@ class BatchTransform:
         def part(rows):
             torch.set_num_threads(1)  # one thread per part (torch's thread count is per thread under OpenMP)
             return self.apply(x[rows], [{k: v[rows] for k, v in q.items()} for q in params])
-        parts = np.array_split(np.arange(len(x)), threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES)))
+        n_parts = threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES))
+        parts = np.array_split(np.arange(len(x)), min(n_parts, len(x)))  # never an empty part
         before = torch.get_num_threads()
         with ThreadPoolExecutor(threads) as pool: out = torch.cat(list(pool.map(part, parts)))
         torch.set_num_threads(before)
