@@ -19,14 +19,12 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
-from .config import RunConfig, config_from_dict
+from .config import RunConfig
 from .data import Item, open_dataset, read_image
 from .protocols import PROTOCOLS, protocol_name
 from .transforms import build_transforms, test_loader
 from .eval import extract_features
-from .model import FGDIModel, build_model
-from .train import load_checkpoint
-from .experiment import clip_weights_kw, run_config, model_from_run
+from .model import FGDIModel
 from .synth import SKIN, plan_world, shot_person, style_of, render
 
 # %% auto #0
