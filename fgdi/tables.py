@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_tables.ipynb #00000003
 from __future__ import annotations
-import math, os, warnings
+import math, warnings
 from pathlib import Path
 import pandas as pd, seaborn as sns
 import fgdi

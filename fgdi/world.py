@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, time
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
 import matplotlib.pyplot as plt
 from .config import TARGETS, RunConfig, make_config
 from .synth import WORLD_VERSION, world_id
