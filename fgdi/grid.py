@@ -306,17 +306,23 @@ def _watch(todo:list[GridRun], jobs:dict, bar:Progress, start=None, poll_s:float
         if all(s in ('done', 'failed') for s in states.values()): return failures
         time.sleep(poll_s)
 
+# %% ../nbs/16_grid.ipynb #localjoin1
 class LocalWorkers:
     "The starter of `local:N`: `self(run)` starts `run` in a free slot and returns its job (None when all N are busy)."
     def __init__(self, workers:int, runs_dir):
-        self.workers, self.runs_dir, self.slots = workers, str(Path(runs_dir).resolve()), {}
+        self.workers, self.runs_dir, self.slots, self.started = workers, str(Path(runs_dir).resolve()), {}, []
 
     def __call__(self, r:GridRun):
         free = [i for i in range(self.workers) if i not in self.slots or self.slots[i].done()]
         if not free: return None
         ex, threads = local_executor(free[0], self.workers, self.runs_dir)
-        self.slots[free[0]] = ex.submit(TrainRun(), r.cfg, self.runs_dir, threads)
-        return self.slots[free[0]]
+        self.slots[free[0]] = job = ex.submit(TrainRun(), r.cfg, self.runs_dir, threads)
+        self.started.append(job)
+        return job
+
+    def join(self, poll_s:float=0.05):
+        "Wait until the process of every job started has exited."
+        while any(j.get_info().get('jobState') == 'RUNNING' for j in self.started): time.sleep(poll_s)
 
 # %% ../nbs/16_grid.ipynb #92ee933f
 def to_submit(job, state:str) -> bool:
@@ -388,7 +394,11 @@ def _grid_failures(todo, kind, workers, s, runs_dir, wait, submit, total, progre
     bar = Progress(total, total - len(todo))
     try:
         if kind == 'local' and not workers: return _train_here(todo, runs_dir, bar, progress)
-        if kind == 'local': return _watch(todo, {}, bar, LocalWorkers(workers, runs_dir), poll_s or 2.0)
+        if kind == 'local':
+            start = LocalWorkers(workers, runs_dir)
+            failures = _watch(todo, {}, bar, start, poll_s or 2.0)
+            start.join()  # not on an interrupt: the workers are then interrupted with the notebook
+            return failures
         jobs = _slurm_jobs(todo, s, runs_dir, submit, bar.say)
         if wait: return _watch(todo, jobs, bar, poll_s=poll_s or 5.0)
         bar.show({r.hash: state_of(r, jobs.get(r.hash)) for r in todo})
