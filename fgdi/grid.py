@@ -18,8 +18,8 @@ from .experiment import run, read_result, resolve_scale, at_scale, stages_key, s
 __all__ = ['JOB_RECORD', 'ACTIVE', 'ACTIONS', 'RESUBMIT_HINT', 'parse_executor', 'Slurm', 'sbatch_flags', 'GridRun', 'plan_grid',
            'slurm_request', 'grid_todo', 'followers', 'TrainRun', 'jobs_folder', 'record_job', 'recorded_job',
            'slurm_executor', 'submit_slurm', 'local_executor', 'log_tail', 'failure_note', 'done_line', 'grid_banner',
-           'state_of', 'Progress', 'GridStop', 'GridFailed', 'as_flag', 'grid_action', 'LocalWorkers', 'to_submit',
-           'run_grid', 'run_grid_by', 'notebook_grid']
+           'state_of', 'Progress', 'GridStop', 'GridFailed', 'as_flag', 'grid_action', 'LocalWorkers', 'wait_exited',
+           'to_submit', 'run_grid', 'run_grid_by', 'notebook_grid']
 
 # %% ../nbs/16_grid.ipynb #2d240e0b
 def parse_executor(executor:str) -> tuple[str, int]:
@@ -310,19 +310,18 @@ def _watch(todo:list[GridRun], jobs:dict, bar:Progress, start=None, poll_s:float
 class LocalWorkers:
     "The starter of `local:N`: `self(run)` starts `run` in a free slot and returns its job (None when all N are busy)."
     def __init__(self, workers:int, runs_dir):
-        self.workers, self.runs_dir, self.slots, self.started = workers, str(Path(runs_dir).resolve()), {}, []
+        self.workers, self.runs_dir, self.slots = workers, str(Path(runs_dir).resolve()), {}
 
     def __call__(self, r:GridRun):
         free = [i for i in range(self.workers) if i not in self.slots or self.slots[i].done()]
         if not free: return None
         ex, threads = local_executor(free[0], self.workers, self.runs_dir)
-        self.slots[free[0]] = job = ex.submit(TrainRun(), r.cfg, self.runs_dir, threads)
-        self.started.append(job)
-        return job
+        self.slots[free[0]] = ex.submit(TrainRun(), r.cfg, self.runs_dir, threads)
+        return self.slots[free[0]]
 
-    def join(self, poll_s:float=0.05):
-        "Wait until the process of every job started has exited."
-        while any(j.get_info().get('jobState') == 'RUNNING' for j in self.started): time.sleep(poll_s)
+def wait_exited(jobs, poll_s:float=0.05):
+    "Wait until the process of each local job of `jobs` has exited."
+    while any(j.get_info().get('jobState') == 'RUNNING' for j in jobs): time.sleep(poll_s)
 
 # %% ../nbs/16_grid.ipynb #92ee933f
 def to_submit(job, state:str) -> bool:
@@ -395,9 +394,9 @@ def _grid_failures(todo, kind, workers, s, runs_dir, wait, submit, total, progre
     try:
         if kind == 'local' and not workers: return _train_here(todo, runs_dir, bar, progress)
         if kind == 'local':
-            start = LocalWorkers(workers, runs_dir)
-            failures = _watch(todo, {}, bar, start, poll_s or 2.0)
-            start.join()  # not on an interrupt: the workers are then interrupted with the notebook
+            jobs = {}
+            failures = _watch(todo, jobs, bar, LocalWorkers(workers, runs_dir), poll_s or 2.0)
+            wait_exited(jobs.values())  # not on an interrupt: the workers are then interrupted with the notebook
             return failures
         jobs = _slurm_jobs(todo, s, runs_dir, submit, bar.say)
         if wait: return _watch(todo, jobs, bar, poll_s=poll_s or 5.0)
