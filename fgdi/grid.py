@@ -18,8 +18,8 @@ from .experiment import run, read_result, resolve_scale, at_scale, stages_key, s
 __all__ = ['JOB_RECORD', 'ACTIVE', 'ACTIONS', 'RESUBMIT_HINT', 'parse_executor', 'Slurm', 'sbatch_flags', 'GridRun', 'plan_grid',
            'slurm_request', 'grid_todo', 'followers', 'TrainRun', 'jobs_folder', 'record_job', 'recorded_job',
            'slurm_executor', 'submit_slurm', 'local_executor', 'log_tail', 'failure_note', 'done_line', 'grid_banner',
-           'state_of', 'Progress', 'GridStop', 'GridFailed', 'as_flag', 'grid_action', 'LocalWorkers', 'wait_exited',
-           'to_submit', 'run_grid', 'run_grid_by', 'notebook_grid']
+           'state_of', 'Progress', 'GridStop', 'GridFailed', 'as_flag', 'grid_action', 'LocalWorkers', 'to_submit',
+           'run_grid', 'run_grid_by', 'notebook_grid']
 
 # %% ../nbs/16_grid.ipynb #2d240e0b
 def parse_executor(executor:str) -> tuple[str, int]:
@@ -319,10 +319,6 @@ class LocalWorkers:
         self.slots[free[0]] = ex.submit(TrainRun(), r.cfg, self.runs_dir, threads)
         return self.slots[free[0]]
 
-def wait_exited(jobs, poll_s:float=0.05):
-    "Wait until the process of each local job of `jobs` has exited."
-    while any(j.get_info().get('jobState') == 'RUNNING' for j in jobs): time.sleep(poll_s)
-
 # %% ../nbs/16_grid.ipynb #92ee933f
 def to_submit(job, state:str) -> bool:
     "Whether a submission submits a run in `state` (`state_of`) whose recorded job is `job` (None: none): the table."
@@ -396,7 +392,7 @@ def _grid_failures(todo, kind, workers, s, runs_dir, wait, submit, total, progre
         if kind == 'local':
             jobs = {}
             failures = _watch(todo, jobs, bar, LocalWorkers(workers, runs_dir), poll_s or 2.0)
-            wait_exited(jobs.values())  # not on an interrupt: the workers are then interrupted with the notebook
+            for job in jobs.values(): job.wait()  # not on an interrupt: the workers stop with the notebook
             return failures
         jobs = _slurm_jobs(todo, s, runs_dir, submit, bar.say)
         if wait: return _watch(todo, jobs, bar, poll_s=poll_s or 5.0)
