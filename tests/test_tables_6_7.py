@@ -56,6 +56,16 @@ def test_table7_subset_csv_has_the_paper_rows_and_ours(table7):
     assert (table7/'table7.png').stat().st_size > 0
     assert_paired(table7, 'table7', 'method', {'ResNet-50 +ours', 'ResNet-101', 'ResNet-101 +ours'}, 1)  # vs ResNet-50
 
+def test_table7_pairs_each_gain_with_its_own_backbone(table7):
+    gains = pd.read_csv(table7/'table7_gains.csv')
+    assert set(gains.method) == {'ResNet-50 +ours', 'ResNet-101 +ours'} and set(gains.n) == {1}, gains
+    df = pd.read_csv(table7/'table7.csv')
+    rows = df.assign(kind=df.method.where(df.method == '+ours', 'base')).set_index(['setting', 'metric', 'kind']).ours
+    for _, g in gains.iterrows():  # one seed: the paired gain is +ours − baseline of the same backbone
+        key = ('backbone=' + g.method.removesuffix(' +ours'), g.metric)
+        assert math.isclose(g['diff'], rows[(*key, '+ours')] - rows[(*key, 'base')], abs_tol=1e-9), g
+    assert "from the same backbone's baseline" in json.dumps(json.loads((table7/'out.ipynb').read_text()))
+
 def test_table7_resnets_share_one_stand_in_at_smoke(table7):
     df = pd.read_csv(table7/'table7.csv')
     rn50, rn101 = (df[df.setting == f'backbone=ResNet-{n}'].ours.tolist() for n in (50, 101))
