@@ -8,13 +8,18 @@ Measures, on one machine in one run:
   * the text tower over B prompts up to the end-of-text token (what fgdi runs) and over the whole context,
 and prints times, images/s, the final-stage overhead over the bare backbone, peak GPU memory (CUDA), and a projection
 of the full Protocol-1 training time (88,151 images: 3/120/30/60 epochs, batch 128).
+`--whole-run M` instead trains one whole Table IV run at mini (Protocol 2 -> M, the full method, from the cached
+world and small CLIP, in a fresh runs folder) once per input pipeline, and prints each wall time and their ratio.
 
   python bench/train_bench.py                                   # CPU, fgdi-mini-vit at 128x64, batch 32
+  python bench/train_bench.py --whole-run M --json run.json     # one mini run with augment='pil', then 'tensor'
   python bench/train_bench.py --device cuda --backbone ViT-B-16 --size 224 224 --batch 128 --n-ids 16719
 """
-import argparse, json, time
+import argparse, json, tempfile, time
+from pathlib import Path
 import torch
 from fgdi.config import make_config
+from fgdi.experiment import run
 from fgdi.model import build_model
 from fgdi.losses import final_losses, initial_losses, prompt_losses
 from fgdi.train import Trainer, TrainData, Precision, param_groups, image_params
@@ -101,13 +106,24 @@ def step_functions(model, cfg, device, batch:int, size, n_ids:int, n_domains:int
     return dict(bare_backbone=bare, final_step=final_step, id_token_step=id_token_step, extract=extract,
                 text_to_eot=lambda: text_step(False), text_full_context=lambda: text_step(True))
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--device', default='cpu'); ap.add_argument('--backbone', default='fgdi-mini-vit')
-    ap.add_argument('--size', type=int, nargs=2, default=(128, 64)); ap.add_argument('--batch', type=int, default=32)
-    ap.add_argument('--n-ids', type=int, default=1000); ap.add_argument('--n-domains', type=int, default=4)
-    ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--precision', default='fp16')
-    a = ap.parse_args()
+def whole_run(target:str, seed:int, scale:str='mini', pipelines=('pil', 'tensor')) -> dict:
+    "Wall seconds, stage seconds and mAP of one Table IV run (Protocol 2, the full method) per input pipeline."
+    out = {}
+    for augment in pipelines:
+        cfg = make_config(protocol=2, target=target, seed=seed, scale=scale, augment=augment)
+        with tempfile.TemporaryDirectory() as runs_dir:  # nothing read back, no stages shared with another run
+            t0 = time.perf_counter()
+            res = run(cfg, runs_dir=runs_dir, progress=False, verbose=False)
+            out[augment] = dict(seconds=round(time.perf_counter() - t0, 1), stages=res['seconds']['stages'],
+                                mAP=round(100 * res['average']['mAP'], 2))
+    return out
+
+def whole_run_report(a) -> dict:
+    runs = whole_run(a.whole_run, a.seed, a.scale)
+    return dict(device=f'cpu ({torch.get_num_threads()} threads)', scale=a.scale, target=a.whole_run, seed=a.seed,
+                runs=runs, pil_over_tensor=round(runs['pil']['seconds'] / runs['tensor']['seconds'], 2))
+
+def step_report(a) -> dict:
     torch.manual_seed(0)
     cfg = make_config(backbone=a.backbone, clip_weights=None, size_train=tuple(a.size), size_test=tuple(a.size),
                       batch_size=a.batch, precision=a.precision)
@@ -125,6 +141,21 @@ def main():
     if a.device == 'cuda': out['peak_gpu_gib'] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     proj = projection(t, a.batch, protocol_images()['protocol_1'][0])
     out['protocol1_projection_hours'] = {k: round(v / 3600, 2) for k, v in proj.items()} | {'total': round(sum(proj.values()) / 3600, 2)}
+    return out
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--device', default='cpu'); ap.add_argument('--backbone', default='fgdi-mini-vit')
+    ap.add_argument('--size', type=int, nargs=2, default=(128, 64)); ap.add_argument('--batch', type=int, default=32)
+    ap.add_argument('--n-ids', type=int, default=1000); ap.add_argument('--n-domains', type=int, default=4)
+    ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--precision', default='fp16')
+    ap.add_argument('--whole-run', metavar='TARGET', help='time one whole mini run per input pipeline instead')
+    ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--scale', default='mini', choices=('mini', 'smoke'), help='of --whole-run (smoke: for the tests)')
+    ap.add_argument('--json', help='also write the result to this file')
+    a = ap.parse_args()
+    out = whole_run_report(a) if a.whole_run else step_report(a)
     print(json.dumps(out, indent=1))
+    if a.json: Path(a.json).write_text(json.dumps(out, indent=1) + '\n')
 
 if __name__ == '__main__': main()
