@@ -120,7 +120,8 @@ def whole_run(target:str, seed:int, scale:str='mini', pipelines=('pil', 'tensor'
 
 def whole_run_report(a) -> dict:
     runs = whole_run(a.whole_run, a.seed, a.scale)
-    return dict(device=f'cpu ({torch.get_num_threads()} threads)', scale=a.scale, target=a.whole_run, seed=a.seed,
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f'cpu ({torch.get_num_threads()} threads)'
+    return dict(device=device, scale=a.scale, target=a.whole_run, seed=a.seed,
                 runs=runs, pil_over_tensor=round(runs['pil']['seconds'] / runs['tensor']['seconds'], 2))
 
 def step_report(a) -> dict:
