@@ -1,0 +1,63 @@
+"""The world report's cross-domain runs at another final-stage schedule (a probe, not a test).
+
+Trains (or reads back from --runs-dir) the four cross-domain kinds of `fgdi.world` (the baseline, the null world, the
+oracle and the positive control) with --epochs final-stage epochs at --scale for every seed, and summarises them as
+the world report does: mAP per target, retention, the controls' paired differences and the calibration checks. The
+in-domain runs do not depend on the cross-domain schedule, so their per-seed mAPs come from an existing report
+(--report) of the same world, scale and seeds; the probe stops if the report was measured on anything else.
+
+  python bench/schedule_probe.py --epochs 14 --executor local:2 --json probe14.json   # ~70 min on 2 cores
+  python bench/schedule_probe.py --epochs 12 ...   # the preset: reproduces the report's own cross-domain numbers
+"""
+import argparse, json, time
+from pathlib import Path
+from fgdi.config import TARGETS
+from fgdi.grid import grid_todo, run_grid
+from fgdi.synth import world_id
+from fgdi.world import curve_config, summarise
+
+CROSS = ('cross_domain', 'null_cross_domain', 'oracle', 'positive')  # the kinds whose runs the schedule changes
+
+def in_domain_maps(report:dict, scale:str, seeds:list, targets) -> dict:
+    "`{(kind, target): [mAP per seed]}` of the report's in-domain runs, after checking it measured this world."
+    want = dict(scale=scale, seeds=seeds, world=world_id(scale), null=world_id(scale, 'shared'))
+    got = dict(scale=report['scale'], seeds=report['seeds'], world=report['world']['id'],
+               null=report['world']['null_id'])
+    if got != want:
+        raise SystemExit(f"the report was measured on {got}, this probe needs {want}: pass --report a world_report.json "
+                         f"of this world (papermill nbs/world.ipynb out.ipynb -p scale {scale} -p seeds ...)")
+    null = report['controls']['null']['in_domain']
+    return {**{('in_domain', t): report['in_domain'][t]['values'] for t in targets},
+            **{('null_in_domain', t): null[t]['values'] for t in targets}}
+
+def probe(epochs:int, scale:str, seeds:list, targets, runs_dir:str, executor:str) -> tuple[dict, dict]:
+    "`{(kind, target): [mAP per seed]}` of the cross-domain kinds at `epochs`, and what it cost."
+    cfgs = {(k, t): curve_config(t, k, epochs, scale)[0] for k in CROSS for t in targets}
+    _, todo = grid_todo(list(cfgs.values()), seeds, runs_dir, executor)
+    t0 = time.time()
+    results = iter(run_grid(list(cfgs.values()), seeds, runs_dir, executor))
+    maps = {key: [100 * next(results)['average']['mAP'] for _ in seeds] for key in cfgs}
+    return maps, dict(seconds=round(time.time() - t0, 1), trained=len(todo), total=len(cfgs) * len(seeds),
+                      epochs_final=cfgs['cross_domain', targets[0]].epochs_final)
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--epochs', type=int, required=True, help='final-stage epochs of the cross-domain runs at --scale')
+    ap.add_argument('--scale', default='mini', choices=('mini', 'smoke'))
+    ap.add_argument('--seeds', default='1,2,3')
+    ap.add_argument('--report', default='examples/world_report.json', help='world_report.json with the in-domain runs')
+    ap.add_argument('--runs-dir', default='runs')
+    ap.add_argument('--executor', default='local', help="'local' or 'local:N'")
+    ap.add_argument('--json', help='write the summary here')
+    a = ap.parse_args(argv)
+    seeds, targets = [int(s) for s in a.seeds.split(',')], list(TARGETS)
+    within = in_domain_maps(json.loads(Path(a.report).read_text()), a.scale, seeds, targets)
+    cross, cost = probe(a.epochs, a.scale, seeds, targets, a.runs_dir, a.executor)
+    rep = summarise(within | cross, targets)
+    out = dict(world=world_id(a.scale), scale=a.scale, seeds=seeds, in_domain_from=a.report, **cost, **rep)
+    for name, c in rep['checks'].items(): print(f"{name:28} {str(c['value']):24} {c['bound']:14} {c['ok']}")
+    print(json.dumps({k: out[k] for k in ('world', 'epochs_final', 'seconds', 'trained', 'total')}))
+    if a.json: Path(a.json).write_text(json.dumps(out, indent=1))
+    return out
+
+if __name__ == '__main__': main()
