@@ -2,19 +2,20 @@
 
 Trains (or reads back from --runs-dir) the four cross-domain kinds of `fgdi.world` (the baseline, the null world, the
 oracle and the positive control) with --epochs final-stage epochs at --scale for every seed, and summarises them as
-the world report does: mAP per target, retention, the controls' paired differences and the calibration checks. The
-in-domain runs do not depend on the cross-domain schedule, so their per-seed mAPs come from an existing report
+the world report does: mAP per target, retention, the controls' paired differences and the calibration checks, with
+the baseline's paired gain over the report's own cross-domain runs (what the other schedule changes). The in-domain runs do not depend on the cross-domain schedule, so their per-seed mAPs come from an existing report
 (--report) of the same world, scale and seeds; the probe stops if the report was measured on anything else.
 
   python bench/schedule_probe.py --epochs 14 --executor local:2 --json probe14.json   # ~70 min on 2 cores
   python bench/schedule_probe.py --epochs 12 ...   # the preset: reproduces the report's own cross-domain numbers
 """
 import argparse, json, time
+import numpy as np
 from pathlib import Path
 from fgdi.config import TARGETS
 from fgdi.grid import grid_todo, run_grid
 from fgdi.synth import world_id
-from fgdi.world import curve_config, summarise
+from fgdi.world import curve_config, paired, summarise
 
 CROSS = ('cross_domain', 'null_cross_domain', 'oracle', 'positive')  # the kinds whose runs the schedule changes
 
@@ -40,8 +41,14 @@ def probe(epochs:int, scale:str, seeds:list, targets, runs_dir:str, executor:str
     return maps, dict(seconds=round(time.time() - t0, 1), trained=len(todo), total=len(cfgs) * len(seeds),
                       epochs_final=cfgs['cross_domain', targets[0]].epochs_final)
 
+def gain_over(report:dict, maps:dict, targets) -> dict:
+    "The probed baseline's paired difference (by seed) to the report's cross-domain baseline, per target and mean."
+    ours = np.array([maps['cross_domain', t] for t in targets])
+    theirs = np.array([report['cross_domain'][t]['values'] for t in targets])
+    return {t: paired(a, b) for t, a, b in zip(targets, ours, theirs)} | dict(mean=paired(ours.mean(0), theirs.mean(0)))
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--epochs', type=int, required=True, help='final-stage epochs of the cross-domain runs at --scale')
     ap.add_argument('--scale', default='mini', choices=('mini', 'smoke'))
     ap.add_argument('--seeds', default='1,2,3')
@@ -51,11 +58,16 @@ def main(argv=None):
     ap.add_argument('--json', help='write the summary here')
     a = ap.parse_args(argv)
     seeds, targets = [int(s) for s in a.seeds.split(',')], list(TARGETS)
-    within = in_domain_maps(json.loads(Path(a.report).read_text()), a.scale, seeds, targets)
+    report = json.loads(Path(a.report).read_text())
+    within = in_domain_maps(report, a.scale, seeds, targets)
     cross, cost = probe(a.epochs, a.scale, seeds, targets, a.runs_dir, a.executor)
     rep = summarise(within | cross, targets)
-    out = dict(world=world_id(a.scale), scale=a.scale, seeds=seeds, in_domain_from=a.report, **cost, **rep)
+    out = dict(world=world_id(a.scale), scale=a.scale, seeds=seeds, in_domain_from=a.report, **cost, **rep,
+               gain_over_report=gain_over(report, cross, targets))
     for name, c in rep['checks'].items(): print(f"{name:28} {str(c['value']):24} {c['bound']:14} {c['ok']}")
+    g = out['gain_over_report']['mean']
+    ci = f"[{g['low']:+.2f}, {g['high']:+.2f}]" if g['low'] is not None else '(one seed: no interval)'
+    print(f"baseline gain over the report's schedule: {g['mean']:+.2f} {ci} mAP")
     print(json.dumps({k: out[k] for k in ('world', 'epochs_final', 'seconds', 'trained', 'total')}))
     if a.json: Path(a.json).write_text(json.dumps(out, indent=1))
     return out

@@ -4,13 +4,13 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1]/'bench'/'schedule_probe.py'
-IN_DOMAIN = dict(M=[50.], MS=[40.], C3=[20.])
+IN_DOMAIN, CROSS = dict(M=[50.], MS=[40.], C3=[20.]), dict(M=[10.], MS=[9.], C3=[8.])
 
 def report(world:str, null:str) -> dict:
-    "A smoke world report holding only what the probe reads: the world, seeds and in-domain mAPs."
-    per = lambda t: dict(values=IN_DOMAIN[t])
-    return dict(scale='smoke', seeds=[1], world=dict(id=world, null_id=null), in_domain={t: per(t) for t in IN_DOMAIN},
-                controls=dict(null=dict(in_domain={t: per(t) for t in IN_DOMAIN})))
+    "A smoke world report holding only what the probe reads: the world, seeds, in-domain and cross-domain mAPs."
+    per = lambda mAPs: {t: dict(values=v) for t, v in mAPs.items()}
+    return dict(scale='smoke', seeds=[1], world=dict(id=world, null_id=null), in_domain=per(IN_DOMAIN),
+                cross_domain=per(CROSS), controls=dict(null=dict(in_domain=per(IN_DOMAIN))))
 
 def probe(tmp_path, rep:dict, epochs:int=2):
     env = {**os.environ, 'FGDI_CACHE': str(tmp_path/'cache'), 'OMP_NUM_THREADS': '1'}
@@ -29,8 +29,9 @@ def test_probe_trains_cross_domain_kinds_at_the_schedule(tmp_path):
         (cross,) = out['cross_domain'][t]['values']
         assert out['retention'][t]['values'] == [round(cross / within, 4)]
         assert out['controls']['oracle']['diff'][t]['values'] == [round(out['controls']['oracle']['cross_domain'][t]['values'][0] - cross, 4)]
+        assert out['gain_over_report'][t]['values'] == [round(cross - CROSS[t][0], 4)]
     assert set(out['checks']) >= {'retention_M', 'null_retention_C3', 'positive_beats_baseline'}
-    assert 'positive_beats_baseline' in r.stdout
+    assert 'positive_beats_baseline' in r.stdout and "gain over the report's schedule" in r.stdout
     runs = [json.loads(p.read_text()) for p in (tmp_path/'runs').glob('*/config.json')]
     assert runs and all(c['epochs_final'] == 2 for c in runs), 'every run trains the probed schedule'
 
