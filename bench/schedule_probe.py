@@ -2,12 +2,13 @@
 
 Trains (or reads back from --runs-dir) the four cross-domain kinds of `fgdi.world` (the baseline, the null world, the
 oracle and the positive control) with --epochs final-stage epochs at --scale for every seed, and summarises them as
-the world report does: mAP per target, retention, the controls' paired differences and the calibration checks, with
-the baseline's paired gain over the report's own cross-domain runs (what the other schedule changes). The in-domain runs do not depend on the cross-domain schedule, so their per-seed mAPs come from an existing report
-(--report) of the same world, scale and seeds; the probe stops if the report was measured on anything else.
+the world report does: mAP per target, retention, the controls' paired differences and the calibration checks, and
+the baseline's paired gain over the report's own cross-domain runs (what the other schedule changes). The in-domain
+runs do not depend on the cross-domain schedule, so their per-seed mAPs come from an existing report (--report) of
+the same world, scale and seeds; the probe stops if the report was measured on anything else.
 
-  python bench/schedule_probe.py --epochs 14 --executor local:2 --json probe14.json   # ~70 min on 2 cores
-  python bench/schedule_probe.py --epochs 12 ...   # the preset: reproduces the report's own cross-domain numbers
+  python bench/schedule_probe.py --epochs 14 --executor local:2 --json probe14.json   # 80 min on 2 cores
+  python bench/schedule_probe.py --epochs 12 ...   # the preset: the report's own runs (same hashes)
 """
 import argparse, json, time
 import numpy as np
@@ -25,8 +26,8 @@ def in_domain_maps(report:dict, scale:str, seeds:list, targets) -> dict:
     got = dict(scale=report['scale'], seeds=report['seeds'], world=report['world']['id'],
                null=report['world']['null_id'])
     if got != want:
-        raise SystemExit(f"the report was measured on {got}, this probe needs {want}: pass --report a world_report.json "
-                         f"of this world (papermill nbs/world.ipynb out.ipynb -p scale {scale} -p seeds ...)")
+        raise SystemExit(f"the report was measured on {got}, this probe needs {want}: pass --report a "
+                         f"world_report.json of this world (papermill nbs/world.ipynb out.ipynb -p scale {scale} ...)")
     null = report['controls']['null']['in_domain']
     return {**{('in_domain', t): report['in_domain'][t]['values'] for t in targets},
             **{('null_in_domain', t): null[t]['values'] for t in targets}}
