@@ -14,9 +14,8 @@ import argparse, json, time
 import numpy as np
 from pathlib import Path
 from fgdi.config import TARGETS
-from fgdi.grid import grid_todo, run_grid
 from fgdi.synth import world_id
-from fgdi.world import curve_config, paired, summarise
+from fgdi.world import curve_config, paired, summarise, train_maps
 
 CROSS = ('cross_domain', 'null_cross_domain', 'oracle', 'positive')  # the kinds whose runs the schedule changes
 
@@ -35,11 +34,9 @@ def in_domain_maps(report:dict, scale:str, seeds:list, targets) -> dict:
 def probe(epochs:int, scale:str, seeds:list, targets, runs_dir:str, executor:str) -> tuple[dict, dict]:
     "`{(kind, target): [mAP per seed]}` of the cross-domain kinds at `epochs`, and what it cost."
     cfgs = {(k, t): curve_config(t, k, epochs, scale)[0] for k in CROSS for t in targets}
-    _, todo = grid_todo(list(cfgs.values()), seeds, runs_dir, executor)
     t0 = time.time()
-    results = iter(run_grid(list(cfgs.values()), seeds, runs_dir, executor))
-    maps = {key: [100 * next(results)['average']['mAP'] for _ in seeds] for key in cfgs}
-    return maps, dict(seconds=round(time.time() - t0, 1), trained=len(todo), total=len(cfgs) * len(seeds),
+    maps, _, trained = train_maps(cfgs, seeds, runs_dir, executor)
+    return maps, dict(seconds=round(time.time() - t0, 1), trained=trained, total=len(cfgs) * len(seeds),
                       epochs_final=cfgs['cross_domain', targets[0]].epochs_final)
 
 def gain_over(report:dict, maps:dict, targets) -> dict:

@@ -788,5 +788,6 @@ d = { 'settings': { 'branch': 'main',
                             'fgdi.world.plot_report': ('world.html#plot_report', 'fgdi/world.py'),
                             'fgdi.world.report_configs': ('world.html#report_configs', 'fgdi/world.py'),
                             'fgdi.world.summarise': ('world.html#summarise', 'fgdi/world.py'),
+                            'fgdi.world.train_maps': ('world.html#train_maps', 'fgdi/world.py'),
                             'fgdi.world.validation_curve': ('world.html#validation_curve', 'fgdi/world.py'),
                             'fgdi.world.world_report': ('world.html#world_report', 'fgdi/world.py')}}}

@@ -15,7 +15,7 @@ from .tables import _silent_ci
 
 # %% auto #0
 __all__ = ['IN_DOMAIN_EPOCHS', 'KINDS', 'CHECKS', 'BARS', 'baseline_config', 'report_configs', 'interval', 'paired', 'summarise',
-           'checks', 'world_report', 'plot_report', 'holdout_sources', 'validation_curve', 'curve_config',
+           'checks', 'train_maps', 'world_report', 'plot_report', 'holdout_sources', 'validation_curve', 'curve_config',
            'converged_epoch']
 
 # %% ../nbs/17_world.ipynb #00000006
@@ -98,22 +98,26 @@ def checks(rep:dict, targets=TARGETS) -> dict:
 # %% ../nbs/17_world.ipynb #0000000f
 def _mAP(result:dict) -> float: return 100 * result['average']['mAP']
 
-def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TARGETS, out_dir=None,
-                 executor:str='local', slurm=None, **grid_kw) -> dict:
-    "Train (or read back) the report's runs for every seed; the report as a dict, saved as `out_dir/world_report.json`."
-    t0, cfgs = time.time(), report_configs(scale, targets)
+def train_maps(cfgs:dict, seeds=(1,), runs_dir='runs', executor:str='local', slurm=None, **grid_kw) -> tuple:
+    "Train (or read back) `{key: RunConfig}` for every seed: `{key: [mAP in % per seed]}`, the results, runs trained now."
     grid = dict(seeds=seeds, runs_dir=runs_dir, executor=executor, slurm=slurm)
     _, todo = grid_todo(list(cfgs.values()), **grid)  # the runs `run_grid` trains now; it reads the others back
     results = run_grid(list(cfgs.values()), **grid, **grid_kw)
     per_seed = iter(results)
-    maps = {key: [_mAP(next(per_seed)) for _ in seeds] for key in cfgs}
+    return {key: [_mAP(next(per_seed)) for _ in seeds] for key in cfgs}, results, len(todo)
+
+def world_report(scale:str='mini', seeds=(1, 2, 3), runs_dir='runs', targets=TARGETS, out_dir=None,
+                 executor:str='local', slurm=None, **grid_kw) -> dict:
+    "Train (or read back) the report's runs for every seed; the report as a dict, saved as `out_dir/world_report.json`."
+    t0, cfgs = time.time(), report_configs(scale, targets)
+    maps, results, trained = train_maps(cfgs, seeds, runs_dir, executor, slurm, **grid_kw)
     used = results[0]['scale']
     rep = dict(world=dict(version=WORLD_VERSION, id=world_id(used) if used != 'full' else None,
                           null_id=world_id(used, 'shared') if used != 'full' else None),
                scale=used, seeds=list(seeds), targets=list(targets), **summarise(maps, targets),
                seconds=round(time.time() - t0, 1), made=time.strftime('%Y-%m-%d %H:%M:%S'),
                run_seconds=round(sum(r['seconds']['total'] for r in results), 1),  # training, cached runs included
-               runs=dict(total=len(results), trained=len(todo)))
+               runs=dict(total=len(results), trained=trained))
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir)/'world_report.json').write_text(json.dumps(rep, indent=1))
