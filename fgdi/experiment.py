@@ -108,7 +108,7 @@ def check_weights(cfg:RunConfig, scale:str):
 
 # %% ../nbs/11_experiment.ipynb #b5a4fed5
 MINI = dict(size_train=(128, 64), size_test=(128, 64), batch_size=32, epochs_initial=1, epochs_id_tokens=6,
-            epochs_domain_tokens=2, epochs_final=12, lr_image=5e-4, lr_image_bias=1e-3, pad=0, num_workers=0)
+            epochs_domain_tokens=2, epochs_final=14, lr_image=5e-4, lr_image_bias=1e-3, pad=0, num_workers=0)
 SMOKE = dict(size_train=(64, 32), size_test=(64, 32), batch_size=16,
              epochs_initial=1, epochs_id_tokens=1, epochs_domain_tokens=1, epochs_final=1, num_workers=0)
 SMALL_BACKBONES = {  # the paper's backbone -> its stand-in at mini and at smoke scale

@@ -365,7 +365,7 @@ WARDROBES = {
     'MSMT17': Wardrobe(upper=_WINTER, lower=(('black', 2),), lower_kinds=(('shorts', 0.02), ('skirt', 0.3)),
                        short_sleeves=0.03),
     'CUHK03': Wardrobe(upper=tuple((_RARE | {'white': 8}).items()), lower=tuple((_RARE | {'blue': 4}).items()),
-                       lower_kinds=(('shorts', 2),), short_sleeves=0.6)}
+                       lower_kinds=(('shorts', 0.05), ('skirt', 0.05)), short_sleeves=0.9)}
 
 # %% ../nbs/06_synth.ipynb #00000017
 STYLES = {s.name: s for s in [
