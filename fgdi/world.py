@@ -99,7 +99,7 @@ def checks(rep:dict, targets=TARGETS) -> dict:
 def _mAP(result:dict) -> float: return 100 * result['average']['mAP']
 
 def train_maps(cfgs:dict, seeds=(1,), runs_dir='runs', executor:str='local', slurm=None, **grid_kw) -> tuple:
-    "Train (or read back) `{key: RunConfig}` for every seed: `{key: [mAP in % per seed]}`, the results, runs trained now."
+    "Train (or read back) `{key: RunConfig}` per seed: `{key: [mAP per seed]}`, the results and the runs trained now."
     grid = dict(seeds=seeds, runs_dir=runs_dir, executor=executor, slurm=slurm)
     _, todo = grid_todo(list(cfgs.values()), **grid)  # the runs `run_grid` trains now; it reads the others back
     results = run_grid(list(cfgs.values()), **grid, **grid_kw)
