@@ -7,8 +7,8 @@ the baseline's paired gain over the report's own cross-domain runs (what the oth
 runs do not depend on the cross-domain schedule, so their per-seed mAPs come from an existing report (--report) of
 the same world, scale and seeds; the probe stops if the report was measured on anything else.
 
-  python bench/schedule_probe.py --epochs 14 --executor local:2 --json probe14.json   # 80 min on 2 cores
-  python bench/schedule_probe.py --epochs 12 ...   # the preset: the report's own runs (same hashes)
+  python bench/schedule_probe.py --epochs 16 --executor local:2 --json probe16.json   # ~90 min on 2 cores (80 measured at 14)
+  python bench/schedule_probe.py --epochs 14 ...   # the preset: the report's own runs (same hashes)
 """
 import argparse, json, time
 import numpy as np

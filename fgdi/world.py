@@ -19,7 +19,8 @@ __all__ = ['IN_DOMAIN_EPOCHS', 'KINDS', 'CHECKS', 'BARS', 'baseline_config', 're
            'converged_epoch']
 
 # %% ../nbs/17_world.ipynb #00000006
-IN_DOMAIN_EPOCHS = dict(epochs_final=120)  # one dataset's images: 28 final epochs at mini, to converge (see below)
+IN_DOMAIN_EPOCHS = dict(epochs_final=2 * RunConfig().epochs_final)  # one dataset's images: twice the final stage
+                                                                   # (28 epochs at mini, 120 at full; see below)
 KINDS = {  # kind of run -> what it changes in the Protocol-2 baseline
     'in_domain': dict(train_on='target', **IN_DOMAIN_EPOCHS),
     'cross_domain': dict(),
