@@ -212,17 +212,17 @@ def crop(x, top, left, size:tuple):
     return torch.stack([im[:, t:t + h, l:l + w] for im, t, l in zip(x, top.tolist(), left.tolist())])
 
 def pixels(x, rows, cols):
-    "`x[k, :, rows[k, i, j], cols[k, i, j]]` for every image k and output pixel (i, j), edge-clamped: one flat gather."
+    """`x[k, :, rows[k, i, j], cols[k, i, j]]` for every image k and output pixel (i, j), edge-clamped (`rows` and
+    `cols` broadcast to (n, h, w)): one flat gather."""
     n, c, h, w = x.shape
-    idx = rows.clamp(0, h - 1).mul_(w).add_(cols.clamp(0, w - 1)).view(n, 1, h * w).expand(n, c, h * w)
-    return x.reshape(n, c, h * w).gather(2, idx).view(n, c, h, w)
+    idx = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).expand(n, h, w).reshape(n, 1, h * w)
+    return x.reshape(n, c, h * w).gather(2, idx.expand(n, c, h * w)).view(n, c, h, w)
 
 def _along(x, dim:int, at):
-    "(rows, cols) of each output pixel, (n, h, w): `at` along `dim`, the pixel's own place across it."
-    n, _, h, w = x.shape
-    rows = torch.arange(h, device=x.device).view(1, h, 1).expand(n, h, w)
-    cols = torch.arange(w, device=x.device).view(1, 1, w).expand(n, h, w)
-    return (at.expand(n, h, w), cols) if dim == 2 else (rows, at.expand(n, h, w))
+    "(rows, cols) of each output pixel, broadcastable to (n, h, w): `at` along `dim`, the pixel's own place across it."
+    h, w = x.shape[2:]
+    across = torch.arange(x.shape[5 - dim], device=x.device)
+    return (at, across.view(1, 1, w)) if dim == 2 else (across.view(1, h, 1), at)
 
 def shift(x, d, dim:int):
     "Translate image k by `d[k]` whole pixels along `dim` (output i = input i + d), black outside."
@@ -265,9 +265,9 @@ def _shear(x, a, dim:int):
     u = (xs + a * ys if dim == 3 else ys + a * xs).add_(0.0)  # + 0.0: the matrix's offset, which PIL adds too
     inside = ((u >= 0) & (u < x.shape[dim])).unsqueeze(1)
     start = u.sub_(0.5).floor()
-    frac, start, xd = u.sub_(start).unsqueeze(1), start.long(), x.double()
-    first = pixels(xd, *_along(x, dim, start))
-    return pixels(xd, *_along(x, dim, start + 1)).sub_(first).mul_(frac).add_(first).to(torch.uint8).mul_(inside)
+    frac, start = u.sub_(start).unsqueeze(1), start.long()
+    first, second = (pixels(x, *_along(x, dim, at)).double() for at in (start, start + 1))
+    return second.sub_(first).mul_(frac).add_(first).to(torch.uint8).mul_(inside)
 
 # %% ../nbs/07b_batches.ipynb #b7964a1a
 def apply_lut(x, lut):
