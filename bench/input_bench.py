@@ -10,12 +10,15 @@ colour jitter, AugMix, InstanceNorm) at each size of --sizes:
   tensor  `fgdi.batches.TensorBatches` (`RunConfig(augment='tensor')`): images decoded once into the uint8 cache
           (its build time is reported apart), then gathered and augmented in batches on each device of --devices
           (cpu with torch using every core; cuda when present).
+  --against REV  the tensor pipeline of git revision REV (its `fgdi/batches.py`, the rest of fgdi as it is now) on
+          the same devices in the same rounds, with the ratio now / REV and whether both give the same batches.
 The pipelines run in interleaved rounds (--repeats); the median images/s of each is reported, with the ratio
 tensor / pil. Prints a summary and writes JSON (--json).
 
-  nice -n 10 OMP_NUM_THREADS=1 python bench/input_bench.py --json input_bench.json   # ~2 min on 2 cores
+  OMP_NUM_THREADS=2 python bench/input_bench.py --json input_bench.json   # ~1 min on 2 cores
+  OMP_NUM_THREADS=2 python bench/input_bench.py --sizes 128x64:32 --n 4096 --repeats 5 --against HEAD~1
 """
-import argparse, json, os, platform, statistics, sys, tempfile, time
+import argparse, json, os, platform, re, statistics, subprocess, sys, tempfile, time, types
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
@@ -57,28 +60,40 @@ def pil_pass(items, cfg, seed) -> float:
     return t
 pil_pass.loaders = {}
 
+def batches_at(rev:str) -> types.ModuleType:
+    "`fgdi.batches` as it was at git revision `rev`, importing the rest of fgdi as it is now."
+    root = Path(__file__).resolve().parents[1]
+    code = subprocess.run(['git', 'show', f'{rev}:fgdi/batches.py'], cwd=root, capture_output=True, text=True)
+    if code.returncode: raise SystemExit(f'--against {rev}: {code.stderr.strip()}')
+    name = 'fgdi_batches_at_' + re.sub(r'\W', '_', rev)
+    mod = sys.modules[name] = types.ModuleType(name)  # dataclasses look their module up by name
+    source = re.sub(r'^from \.', 'from fgdi.', code.stdout, flags=re.M)
+    exec(compile(source, f'{rev}:fgdi/batches.py', 'exec'), vars(mod))
+    return mod
+
 def tensor_pass(batches, device) -> float:
     t = time.perf_counter()
     for x, *_ in batches: pass
     if device == 'cuda': torch.cuda.synchronize()
     return time.perf_counter() - t
 
-def measure(items, size, batch, workers, devices, repeats) -> dict:
+def measure(items, size, batch, workers, devices, repeats, against=None) -> dict:
     "images/s of each pipeline at `size` (median of `repeats` interleaved rounds)."
     cfg, inproc = config(size, batch, workers, 'pil'), config(size, batch, 0, 'pil')
     n = len(PKSampler([it.pid for it in items], batch, cfg.num_instances, 0).plan())
-    tensor = {}
+    tensor, versions = {}, {'': TensorBatches} | ({f'@{against[0]}': against[1].TensorBatches} if against else {})
     for d in devices:
-        t = time.perf_counter()
-        tb = TensorBatches(items, config(size, batch, workers, 'tensor'), d, progress=False)
-        tb.train.arrays  # build (or open) the cache
-        tensor[d] = dict(tb=tb, cache_s=time.perf_counter() - t)
-        tensor_pass(tb.pk_batches(0), d)  # warm-up (CUDA kernels, page cache)
-    times = {'pil': [], 'pil_inprocess': []} | {d: [] for d in devices}
+        for tag, make in versions.items():
+            t = time.perf_counter()
+            tb = make(items, config(size, batch, workers, 'tensor'), d, progress=False)
+            tb.train.arrays  # build (or open) the cache
+            tensor[d + tag] = dict(tb=tb, cache_s=time.perf_counter() - t)
+            tensor_pass(tb.pk_batches(0), d)  # warm-up (CUDA kernels, page cache)
+    times = {'pil': [], 'pil_inprocess': []} | {k: [] for k in tensor}
     for r in range(repeats):
         times['pil'].append(pil_pass(items, cfg, 0))
         times['pil_inprocess'].append(pil_pass(items, inproc, 0))
-        for d in devices: times[d].append(tensor_pass(tensor[d]['tb'].pk_batches(r), d))
+        for k, v in tensor.items(): times[k].append(tensor_pass(v['tb'].pk_batches(r), k.split('@')[0]))
     rate = {k: n / statistics.median(v) for k, v in times.items()}
     out = dict(size=list(size), batch_size=batch, images_per_epoch=n, pil_workers=workers,
                pil_images_per_s=round(rate['pil'], 1), pil_inprocess_images_per_s=round(rate['pil_inprocess'], 1))
@@ -87,6 +102,12 @@ def measure(items, size, batch, workers, devices, repeats) -> dict:
         out[f'tensor_{d}_vs_pil'] = round(rate[d] / rate['pil'], 2)
         out[f'tensor_{d}_vs_pil_inprocess'] = round(rate[d] / rate['pil_inprocess'], 2)
         out[f'tensor_{d}_cache_build_s'] = round(tensor[d]['cache_s'], 2)
+        if against:
+            old, rev = f'{d}@{against[0]}', against[0]
+            out[f'tensor_{d}_at_{rev}_images_per_s'] = round(rate[old], 1)
+            out[f'tensor_{d}_vs_{rev}'] = round(rate[d] / rate[old], 2)
+            first = lambda k: next(iter(tensor[k]['tb'].pk_batches(1)))[0]
+            out[f'tensor_{d}_same_batches_as_{rev}'] = bool(torch.equal(first(d), first(old)))
     return out
 
 def main(argv=None):
@@ -96,10 +117,12 @@ def main(argv=None):
     ap.add_argument('--workers', type=int, default=os.cpu_count(), help='PIL DataLoader workers (default: cores)')
     ap.add_argument('--devices', default='cpu,cuda', help='devices of the tensor pipeline (cuda only when present)')
     ap.add_argument('--repeats', type=int, default=3)
+    ap.add_argument('--against', help='also time the tensor pipeline of this git revision (see above)')
     ap.add_argument('--json', help='write the results here')
     a = ap.parse_args(argv)
     torch.set_num_threads(os.cpu_count())
     devices = [d for d in a.devices.split(',') if d != 'cuda' or torch.cuda.is_available()]
+    against = (a.against, batches_at(a.against)) if a.against else None
     with tempfile.TemporaryDirectory() as tmp:
         os.environ['FGDI_CACHE'] = str(Path(tmp)/'cache')  # a cold, private image cache
         (Path(tmp)/'img').mkdir()
@@ -108,13 +131,14 @@ def main(argv=None):
         for spec in a.sizes.split(','):
             hw, batch = spec.split(':')
             size = tuple(int(v) for v in hw.split('x'))
-            runs.append(measure(items, size, int(batch), a.workers, devices, a.repeats))
+            runs.append(measure(items, size, int(batch), a.workers, devices, a.repeats, against))
             print(json.dumps(runs[-1]), flush=True)
     res = dict(bench='input', date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), cores=os.cpu_count(),
                cpu=platform.processor() or platform.machine(), torch=torch.__version__,
                torch_threads=torch.get_num_threads(),
                gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-               load_avg=[round(v, 2) for v in os.getloadavg()], transforms='fgdi', n_images=a.n, runs=runs)
+               load_avg=[round(v, 2) for v in os.getloadavg()], transforms='fgdi', n_images=a.n, against=a.against,
+               runs=runs)
     if a.json: Path(a.json).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return res

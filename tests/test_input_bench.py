@@ -8,13 +8,20 @@ BENCH = Path(__file__).resolve().parents[1]/'bench'/'input_bench.py'
 def test_input_bench_tiny(tmp_path):
     out = tmp_path/'input.json'
     args = ['--n', '64', '--sizes', '32x16:16', '--repeats', '1', '--workers', '1', '--devices', 'cpu',
-            '--json', str(out)]
+            '--against', 'HEAD', '--json', str(out)]
     r = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     (run,) = json.loads(out.read_text())['runs']
     assert run['size'] == [32, 16] and run['images_per_epoch'] > 0 and run['images_per_epoch'] % 16 == 0
-    for key in ('pil_images_per_s', 'pil_inprocess_images_per_s', 'tensor_cpu_images_per_s', 'tensor_cpu_vs_pil'):
+    for key in ('pil_images_per_s', 'pil_inprocess_images_per_s', 'tensor_cpu_images_per_s', 'tensor_cpu_vs_pil',
+                'tensor_cpu_at_HEAD_images_per_s', 'tensor_cpu_vs_HEAD'):
         assert run[key] > 0, key
+    assert run['tensor_cpu_same_batches_as_HEAD'] is True  # the committed pipeline, loaded from git, agrees
+
+def test_input_bench_unknown_revision(tmp_path):
+    r = subprocess.run([sys.executable, str(BENCH), '--n', '16', '--against', 'no-such-revision'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and '--against no-such-revision' in r.stderr
 
 def _augmix_alone(am, x, q):
     "`fgdi.data.AugMix`'s formula on one image (n = 1), every chain's operations called one by one."
