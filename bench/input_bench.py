@@ -5,7 +5,7 @@ folder and times one pass of PK batches over them with the 'fgdi' training trans
 colour jitter, AugMix, InstanceNorm) at each size of --sizes:
   pil     `fgdi.data.ReidImages` + `build_transforms` in a DataLoader with --workers workers (default: one per core,
           as `num_workers` is meant to be set), PK sampler, persistent workers started before the clock; and
-          pil_inprocess, the same with 0 workers (how mini and smoke runs load today: `num_workers=0`), torch
+          pil_inprocess, the same with 0 workers (how mini and smoke runs load with augment='pil'), torch
           on one thread (its per-image InstanceNorm gains nothing from more, and loses much on a busy machine);
   tensor  `fgdi.batches.TensorBatches` (`RunConfig(augment='tensor')`): images decoded once into the uint8 cache
           (its build time is reported apart), then gathered and augmented in batches on each device of --devices
