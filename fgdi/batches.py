@@ -255,11 +255,11 @@ def rotation_grid(degrees:float, h:int, w:int, device:str) -> tuple:
     return _sampling_grid(m, h, w)
 
 # %% ../nbs/07b_batches.ipynb #c4e0b2b5
-def _shear(x, a, dim:int):
-    """PIL's bilinear `AFFINE` shear of image k by `a[k]` along `dim` (3: x, 2: y): the pixel at p along `dim`, q
-    across it, samples p + 1/2 + a (q + 1/2), between its two neighbours along `dim`, as `Geometry.c` computes it."""
+def _shear(x, level, sign, dim:int):
+    """PIL's bilinear `AFFINE` shear of image k by a = ±0.03 u along `dim` (3: x, 2: y): the pixel at p along `dim`,
+    q across it, samples p + 1/2 + a (q + 1/2), between its two neighbours along `dim`, as `Geometry.c` computes it."""
     n, c, h, w = x.shape
-    a = a.to(x.device, torch.float64).view(n, 1, 1)
+    a = (sign * _div(level * 0.3, 10.)).to(x.device, torch.float64).view(n, 1, 1)
     ys = torch.arange(h, dtype=torch.float64, device=x.device).view(h, 1) + 0.5
     xs = torch.arange(w, dtype=torch.float64, device=x.device) + 0.5
     u = (xs + a * ys if dim == 3 else ys + a * xs).add_(0.0)  # + 0.0: the matrix's offset, which PIL adds too
@@ -318,8 +318,8 @@ def rotate(x, level, sign):
         out[on] = warped.add_(1e-7).to(torch.uint8).mul_(inside)  # + 1e-7: the tap sum may land an ulp below PIL's
     return out
 
-def shear_x(x, level, sign): return _shear(x, sign * _div(level * 0.3, 10.), 3)
-def shear_y(x, level, sign): return _shear(x, sign * _div(level * 0.3, 10.), 2)
+def shear_x(x, level, sign): return _shear(x, level, sign, 3)
+def shear_y(x, level, sign): return _shear(x, level, sign, 2)
 def _translate(x, level, sign, dim:int):
     return shift(x, (sign * torch.trunc(_div(_div(level * x.shape[dim], 3.), 10.))).long(), dim)
 
