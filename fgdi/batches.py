@@ -610,7 +610,10 @@ class BatchTransform:
         n_parts = threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES))
         parts = np.array_split(np.arange(len(x)), min(n_parts, len(x)))  # never an empty part
         before = torch.get_num_threads()
-        with ThreadPoolExecutor(threads) as pool: out = torch.cat(list(pool.map(part, parts)))
+        with ThreadPoolExecutor(threads) as pool:
+            done = list(pool.map(part, parts))
+            out = done[0].new_empty((len(x), *done[0].shape[1:]))
+            list(pool.map(lambda y, rows: out[rows[0]:rows[-1] + 1].copy_(y), done, parts))  # copied in parallel
         torch.set_num_threads(before)
         return out
 
