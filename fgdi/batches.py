@@ -24,7 +24,7 @@ from .transforms import (AugMix, InstanceNorm, PKSampler, build_transforms, to_t
                              FRAMING_RANGES, reframe)
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'MIX_BLOCK', 'BATCH_STEPS', 'RESIZE_NAMES',
+__all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'FLOAT_BLOCK', 'BATCH_STEPS', 'RESIZE_NAMES',
            'CPU_PART_BYTES', 'GROUP', 'cache_key', 'decode', 'image_cache', 'CachedImages', 'luma', 'grayscale',
            'blend', 'enhance', 'brightness', 'contrast', 'saturation', 'hsv_tables', 'hue', 'pad', 'hflip', 'crop',
            'pixels', 'shift', 'rotation_matrix', 'rotation_grid', 'apply_lut', 'histogram', 'autocontrast', 'equalize',
@@ -373,7 +373,7 @@ def _chains(self:BatchAugMix, x, ops, level, sign):
         src, rows = _rows(parts, torch.argsort(order)), torch.arange(width * n)
     return src.view(width, n, *x.shape[1:])
 
-MIX_BLOCK = 8  # images mixed at once (their float32 temporaries stay in the CPU's cache)
+FLOAT_BLOCK = 8  # images computed at once in float32 on the CPU (their temporaries stay in its cache)
 
 def _mix_block(x, chains, ws, m, out):
     "`_mix` of a few images into the uint8 `out`, reusing two float32 buffers."
@@ -386,8 +386,8 @@ def _mix_block(x, chains, ws, m, out):
 def _mix(self:BatchAugMix, x, chains, ws:torch.Tensor, m:torch.Tensor):
     "(1 - m) x + m Σ_k w_k chain_k in float32, truncated to uint8; `chains` (width, n, 3, h, w)."
     out = torch.empty_like(x)
-    for s in range(0, len(x), MIX_BLOCK):
-        b = slice(s, s + MIX_BLOCK)
+    for s in range(0, len(x), FLOAT_BLOCK):
+        b = slice(s, s + FLOAT_BLOCK)
         _mix_block(x[b], chains[:, b], ws[b], m[b], out[b])
     return out
 
@@ -580,6 +580,11 @@ class Reframe(Step):
 BATCH_STEPS[FramingRandomise] = lambda t: Reframe(t.p)
 
 # %% ../nbs/07b_batches.ipynb #37031e22
+def _run(steps:list, x:torch.Tensor, params:list, rows=slice(None)) -> torch.Tensor:
+    "`steps` on `x`, with the `rows` of their parameters."
+    for step, q in zip(steps, params): x = step.apply(x, {k: v[rows] for k, v in q.items()})
+    return x
+
 class BatchTransform:
     "A `build_transforms` pipeline applied to whole uint8 batches of its resized images."
     def __init__(self, transform:T.Compose):
@@ -589,6 +594,7 @@ class BatchTransform:
                              "use RunConfig(augment='pil')")
         self.size, self.method = tuple(first.size), RESIZE_NAMES[first.interpolation]
         self.steps = [batch_step(t) for t in rest]
+        self.to_float = next((k for k, s in enumerate(self.steps) if isinstance(s, ToFloat)), len(self.steps))
 
     def draw(self, rng:np.random.Generator, n:int) -> list:
         "Every step's parameters for `n` images, in the order of the steps."
@@ -596,28 +602,40 @@ class BatchTransform:
         for step in self.steps: params.append(step.draw(rng, n, size)); size = step.size_after(size)
         return params
 
-    def apply(self, x:torch.Tensor, params:list) -> torch.Tensor:
-        for step, q in zip(self.steps, params): x = step.apply(x, q)
-        return x
+    def apply(self, x:torch.Tensor, params:list) -> torch.Tensor: return _run(self.steps, x, params)
 
     def __call__(self, x:torch.Tensor, rng:np.random.Generator, threads:int=1) -> torch.Tensor:
         "The float batch of the uint8 batch `x` (n, 3, h, w), parameters from `rng`; on the CPU in parts, in threads."
         params = self.draw(rng, len(x))
         if x.device.type != 'cpu': return self.apply(x, params)
+        n_parts = threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES))
+        parts = [slice(p[0], p[-1] + 1) for p in np.array_split(np.arange(len(x)), min(n_parts, len(x)))]
+        out, before = self.empty(x), torch.get_num_threads()
         def part(rows):
             torch.set_num_threads(1)  # one thread per part (torch's thread count is per thread under OpenMP)
-            return self.apply(x[rows], [{k: v[rows] for k, v in q.items()} for q in params])
-        n_parts = threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES))
-        parts = np.array_split(np.arange(len(x)), min(n_parts, len(x)))  # never an empty part
-        before = torch.get_num_threads()
-        with ThreadPoolExecutor(threads) as pool:
-            done = list(pool.map(part, parts))
-            out = done[0].new_empty((len(x), *done[0].shape[1:]))
-            list(pool.map(lambda y, rows: out[rows[0]:rows[-1] + 1].copy_(y), done, parts))  # copied in parallel
+            self.apply_into(out, x, params, rows)
+        with ThreadPoolExecutor(threads) as pool: list(pool.map(part, parts))
         torch.set_num_threads(before)
         return out
 
     def __repr__(self): return f"BatchTransform({self.size}, {self.method!r}, {self.steps})"
+
+# %% ../nbs/07b_batches.ipynb #37031e22b
+def _empty(self:BatchTransform, x:torch.Tensor) -> torch.Tensor:
+    "The result's (uninitialised) tensor for the uint8 batch `x`: float32 from `ToFloat` on."
+    size = functools.reduce(lambda size, step: step.size_after(size), self.steps, self.size)
+    dtype = torch.float32 if self.to_float < len(self.steps) else x.dtype
+    return x.new_empty((len(x), x.shape[1], *size), dtype=dtype)
+
+def _apply_into(self:BatchTransform, out:torch.Tensor, x:torch.Tensor, params:list, rows:slice):
+    "`out[rows]` = `apply` on `x[rows]`: its uint8 steps at once, the rest `FLOAT_BLOCK` images at a time."
+    k = self.to_float
+    x = _run(self.steps[:k], x[rows], params[:k], rows)
+    for s in range(0, len(x), FLOAT_BLOCK):
+        at = slice(rows.start + s, min(rows.start + s + FLOAT_BLOCK, rows.stop))
+        out[at] = _run(self.steps[k:], x[s:s + FLOAT_BLOCK], params[k:], at)
+
+BatchTransform.empty, BatchTransform.apply_into = _empty, _apply_into
 
 # %% ../nbs/07b_batches.ipynb #a0ed7eca
 GROUP = 256  # images transformed together
