@@ -373,7 +373,7 @@ def _chains(self:BatchAugMix, x, ops, level, sign):
         src, rows = _rows(parts, torch.argsort(order)), torch.arange(width * n)
     return src.view(width, n, *x.shape[1:])
 
-FLOAT_BLOCK = 8  # images computed at once in float32 on the CPU (their temporaries stay in its cache)
+FLOAT_BLOCK = 8  # images computed at once in float32 on the CPU (small temporaries: reused memory, in cache)
 
 def _mix_block(x, chains, ws, m, out):
     "`_mix` of a few images into the uint8 `out`, reusing two float32 buffers."
