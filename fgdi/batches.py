@@ -608,8 +608,8 @@ class BatchTransform:
         "The float batch of the uint8 batch `x` (n, 3, h, w), parameters from `rng`; on the CPU in parts, in threads."
         params = self.draw(rng, len(x))
         if x.device.type != 'cpu': return self.apply(x, params)
-        n_parts = threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES))
-        parts = [slice(p[0], p[-1] + 1) for p in np.array_split(np.arange(len(x)), min(n_parts, len(x)))]
+        n_parts = min(len(x), threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES)))  # none empty
+        parts = [slice(p[0], p[-1] + 1) for p in np.array_split(np.arange(len(x)), n_parts)]
         out, before = self.empty(x), torch.get_num_threads()
         def part(rows):
             torch.set_num_threads(1)  # one thread per part (torch's thread count is per thread under OpenMP)
