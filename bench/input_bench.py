@@ -11,7 +11,8 @@ colour jitter, AugMix, InstanceNorm) at each size of --sizes:
           (its build time is reported apart), then gathered and augmented in batches on each device of --devices
           (cpu with torch using every core; cuda when present).
   --against REV  the tensor pipeline of git revision REV (its `fgdi/batches.py`, the rest of fgdi as it is now) on
-          the same devices in the same rounds, with the ratio now / REV and whether both give the same batches.
+          the same devices in the same rounds, with the ratio now / REV and whether both give the same batches (all of
+          one epoch).
 The pipelines run in interleaved rounds (--repeats); the median images/s of each is reported, with the ratio
 tensor / pil. Prints a summary and writes JSON (--json).
 
@@ -106,8 +107,8 @@ def measure(items, size, batch, workers, devices, repeats, against=None) -> dict
             old, rev = f'{d}@{against[0]}', against[0]
             out[f'tensor_{d}_at_{rev}_images_per_s'] = round(rate[old], 1)
             out[f'tensor_{d}_vs_{rev}'] = round(rate[d] / rate[old], 2)
-            first = lambda k: next(iter(tensor[k]['tb'].pk_batches(1)))[0]
-            out[f'tensor_{d}_same_batches_as_{rev}'] = bool(torch.equal(first(d), first(old)))
+            epochs = zip(tensor[d]['tb'].pk_batches(1), tensor[old]['tb'].pk_batches(1))  # every batch of an epoch
+            out[f'tensor_{d}_same_batches_as_{rev}'] = all(torch.equal(a[0], b[0]) for a, b in epochs)
     return out
 
 def main(argv=None):

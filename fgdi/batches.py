@@ -4,7 +4,7 @@
 
 # %% ../nbs/07b_batches.ipynb #67404ccc
 from __future__ import annotations
-import functools, hashlib, json, math, os, uuid
+import functools, hashlib, itertools, json, math, os, uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -598,9 +598,7 @@ class BatchTransform:
 
     def draw(self, rng:np.random.Generator, n:int) -> list:
         "Every step's parameters for `n` images, in the order of the steps."
-        size, params = self.size, []
-        for step in self.steps: params.append(step.draw(rng, n, size)); size = step.size_after(size)
-        return params
+        return [step.draw(rng, n, size) for step, size in zip(self.steps, self.sizes())]
 
     def apply(self, x:torch.Tensor, params:list) -> torch.Tensor: return _run(self.steps, x, params)
 
@@ -621,11 +619,14 @@ class BatchTransform:
     def __repr__(self): return f"BatchTransform({self.size}, {self.method!r}, {self.steps})"
 
 # %% ../nbs/07b_batches.ipynb #37031e22b
+def _sizes(self:BatchTransform) -> list:
+    "The image size each step receives, then the size of the result."
+    return list(itertools.accumulate(self.steps, lambda size, step: step.size_after(size), initial=self.size))
+
 def _empty(self:BatchTransform, x:torch.Tensor) -> torch.Tensor:
     "The result's (uninitialised) tensor for the uint8 batch `x`: float32 from `ToFloat` on."
-    size = functools.reduce(lambda size, step: step.size_after(size), self.steps, self.size)
     dtype = torch.float32 if self.to_float < len(self.steps) else x.dtype
-    return x.new_empty((len(x), x.shape[1], *size), dtype=dtype)
+    return x.new_empty((len(x), x.shape[1], *self.sizes()[-1]), dtype=dtype)
 
 def _apply_into(self:BatchTransform, out:torch.Tensor, x:torch.Tensor, params:list, rows:slice):
     "`out[rows]` = `apply` on `x[rows]`: its uint8 steps at once, the rest `FLOAT_BLOCK` images at a time."
@@ -635,7 +636,7 @@ def _apply_into(self:BatchTransform, out:torch.Tensor, x:torch.Tensor, params:li
         at = slice(rows.start + s, min(rows.start + s + FLOAT_BLOCK, rows.stop))
         out[at] = _run(self.steps[k:], x[s:s + FLOAT_BLOCK], params[k:], at)
 
-BatchTransform.empty, BatchTransform.apply_into = _empty, _apply_into
+BatchTransform.sizes, BatchTransform.empty, BatchTransform.apply_into = _sizes, _empty, _apply_into
 
 # %% ../nbs/07b_batches.ipynb #a0ed7eca
 GROUP = 256  # images transformed together
