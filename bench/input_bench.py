@@ -15,9 +15,13 @@ colour jitter, AugMix, InstanceNorm) at each size of --sizes:
           one epoch).
 The pipelines run in interleaved rounds (--repeats); the median images/s of each is reported, with the ratio
 tensor / pil. Prints a summary and writes JSON (--json).
+  --steps  also profile the tensor pipeline step by step (and REV's with --against): the median microseconds per image
+          of each step on one thread, on the part of a batch one CPU thread transforms (its float steps on the whole
+          part at once, not in the pipeline's blocks), and their total.
 
   OMP_NUM_THREADS=2 python bench/input_bench.py --json input_bench.json   # ~1 min on 2 cores
   OMP_NUM_THREADS=2 python bench/input_bench.py --sizes 128x64:32 --n 4096 --repeats 5 --against HEAD~1
+  OMP_NUM_THREADS=2 python bench/input_bench.py --repeats 5 --steps --against HEAD~1   # where the time goes
 """
 import argparse, json, os, platform, re, statistics, subprocess, sys, tempfile, time, types
 from pathlib import Path
@@ -28,7 +32,7 @@ from torch.utils.data import DataLoader
 from fgdi.config import RunConfig
 from fgdi.data import Item, ReidImages
 from fgdi.transforms import PKSampler, build_transforms
-from fgdi.batches import TensorBatches
+from fgdi.batches import GROUP, TensorBatches
 
 def write_images(folder:Path, n:int, ids:int, seed:int=0) -> list:
     "`n` JPEG crops of 128x64 (smooth colour fields) of `ids` identities on 2 cameras, as training `Item`s."
@@ -78,7 +82,28 @@ def tensor_pass(batches, device) -> float:
     if device == 'cuda': torch.cuda.synchronize()
     return time.perf_counter() - t
 
-def measure(items, size, batch, workers, devices, repeats, against=None) -> dict:
+def step_name(step) -> str: return type(step).__name__ + (f'({step.op.__name__})' if hasattr(step, 'op') else '')
+
+def step_profile(tf, x, repeats:int) -> dict:
+    "Median microseconds per image of each step of the `BatchTransform` `tf` on the uint8 images `x`, on one thread."
+    times, threads = [[] for _ in tf.steps], torch.get_num_threads()
+    torch.set_num_threads(1)
+    for r in range(-1, repeats):  # round -1 warms up (the hue tables, the rotation grids)
+        y = x
+        for k, (step, q) in enumerate(zip(tf.steps, tf.draw(np.random.default_rng(r + 1), len(x)))):
+            t = time.perf_counter()
+            y = step.apply(y, q)
+            if r >= 0: times[k].append(time.perf_counter() - t)
+    torch.set_num_threads(threads)
+    us = {step_name(s): round(1e6 * statistics.median(t) / len(x), 1) for s, t in zip(tf.steps, times)}
+    return us | {'total': round(sum(us.values()), 1)}
+
+def thread_part(tb) -> torch.Tensor:
+    "The images of the first group of `tb`'s training images that one CPU thread transforms at once."
+    group = tb.train[np.arange(min(GROUP, len(tb.train)))]
+    return group[tb.train_tf.parts(group, torch.get_num_threads())[0]]
+
+def measure(items, size, batch, workers, devices, repeats, against=None, steps=False) -> dict:
     "images/s of each pipeline at `size` (median of `repeats` interleaved rounds)."
     cfg, inproc = config(size, batch, workers, 'pil'), config(size, batch, 0, 'pil')
     n = len(PKSampler([it.pid for it in items], batch, cfg.num_instances, 0).plan())
@@ -109,6 +134,11 @@ def measure(items, size, batch, workers, devices, repeats, against=None) -> dict
             out[f'tensor_{d}_vs_{rev}'] = round(rate[d] / rate[old], 2)
             epochs = zip(tensor[d]['tb'].pk_batches(1), tensor[old]['tb'].pk_batches(1))  # every batch of an epoch
             out[f'tensor_{d}_same_batches_as_{rev}'] = all(torch.equal(a[0], b[0]) for a, b in epochs)
+    if steps and 'cpu' in tensor:
+        part = thread_part(tensor['cpu']['tb'])
+        versions = {'': 'cpu'} | ({f'_at_{against[0]}': f'cpu@{against[0]}'} if against else {})
+        for suffix, key in versions.items():
+            out[f'tensor_cpu_steps{suffix}_us_per_image'] = step_profile(tensor[key]['tb'].train_tf, part, repeats)
     return out
 
 def main(argv=None):
@@ -119,6 +149,7 @@ def main(argv=None):
     ap.add_argument('--devices', default='cpu,cuda', help='devices of the tensor pipeline (cuda only when present)')
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--against', help='also time the tensor pipeline of this git revision (see above)')
+    ap.add_argument('--steps', action='store_true', help='also time each step of the tensor pipeline (see above)')
     ap.add_argument('--json', help='write the results here')
     a = ap.parse_args(argv)
     torch.set_num_threads(os.cpu_count())
@@ -132,7 +163,7 @@ def main(argv=None):
         for spec in a.sizes.split(','):
             hw, batch = spec.split(':')
             size = tuple(int(v) for v in hw.split('x'))
-            runs.append(measure(items, size, int(batch), a.workers, devices, a.repeats, against))
+            runs.append(measure(items, size, int(batch), a.workers, devices, a.repeats, against, a.steps))
             print(json.dumps(runs[-1]), flush=True)
     res = dict(bench='input', date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), cores=os.cpu_count(),
                cpu=platform.processor() or platform.machine(), torch=torch.__version__,

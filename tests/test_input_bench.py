@@ -8,7 +8,7 @@ BENCH = Path(__file__).resolve().parents[1]/'bench'/'input_bench.py'
 def test_input_bench_tiny(tmp_path):
     out = tmp_path/'input.json'
     args = ['--n', '64', '--sizes', '32x16:16', '--repeats', '1', '--workers', '1', '--devices', 'cpu',
-            '--against', 'HEAD', '--json', str(out)]
+            '--against', 'HEAD', '--steps', '--json', str(out)]
     r = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     (run,) = json.loads(out.read_text())['runs']
@@ -17,6 +17,10 @@ def test_input_bench_tiny(tmp_path):
                 'tensor_cpu_at_HEAD_images_per_s', 'tensor_cpu_vs_HEAD'):
         assert run[key] > 0, key
     assert run['tensor_cpu_same_batches_as_HEAD'] is True  # the committed pipeline, loaded from git, agrees
+    steps, at_head = run['tensor_cpu_steps_us_per_image'], run['tensor_cpu_steps_at_HEAD_us_per_image']
+    assert list(steps) == list(at_head) and list(steps)[:2] == ['Maybe(grayscale)', 'Pad'] and 'BatchAugMix' in steps
+    *each, total = steps.values()
+    assert min(each) > 0 and abs(total - sum(each)) < 0.05 and list(steps)[-1] == 'total'
 
 def test_input_bench_unknown_revision(tmp_path):
     r = subprocess.run([sys.executable, str(BENCH), '--n', '16', '--against', 'no-such-revision'],
