@@ -340,7 +340,7 @@ def _update(x, mask, fn, *params):
     if not len(idx): return x
     at = torch.from_numpy(idx).to(x.device)
     out = fn(x.index_select(0, at), *(torch.as_tensor(p[idx]) for p in params))
-    return x.clone().index_copy_(0, at, out)  # a copy, then only the changed rows: two passes fewer than a gather
+    return x.clone().index_copy_(0, at, out)  # a copy, then only the changed rows: one pass fewer than cat + gather
 
 @dataclass
 class BatchAugMix:
