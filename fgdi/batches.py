@@ -330,7 +330,7 @@ TENSOR_OPS = dict(autocontrast=autocontrast, equalize=equalize, posterize=poster
 
 # %% ../nbs/07b_batches.ipynb #38ef11e7
 def _rows(parts:list, at) -> torch.Tensor:
-    "Row k of the result is row `at[k]` of the rows of `parts` stacked (a gather: on the CPU a scatter is slower)."
+    "Row k of the result is row `at[k]` of the rows of `parts` stacked (every row anew: a gather beats a scatter)."
     return torch.cat(parts).index_select(0, torch.as_tensor(at).to(parts[0].device))
 
 def _update(x, mask, fn, *params):
@@ -624,7 +624,7 @@ def _parts(self:BatchTransform, x:torch.Tensor, threads:int) -> list:
     """The rows of `x` a CPU thread transforms at once: parts of about `CPU_PART_BYTES` at most, a multiple of
     `threads`, none empty."""
     n_parts = min(len(x), threads * -(-x[0].numel() * len(x) // (threads * CPU_PART_BYTES)))
-    return [slice(p[0], p[-1] + 1) for p in np.array_split(np.arange(len(x)), n_parts)]
+    return [slice(int(p[0]), int(p[-1]) + 1) for p in np.array_split(np.arange(len(x)), n_parts)]
 
 def _empty(self:BatchTransform, x:torch.Tensor) -> torch.Tensor:
     "The result's (uninitialised) tensor for the uint8 batch `x`: float32 from `ToFloat` on."
