@@ -9,7 +9,8 @@ colour jitter, AugMix, InstanceNorm) at each size of --sizes:
           on one thread (its per-image InstanceNorm gains nothing from more, and loses much on a busy machine);
   tensor  `fgdi.batches.TensorBatches` (`RunConfig(augment='tensor')`): images decoded once into the uint8 cache
           (its build time is reported apart), then gathered and augmented in batches on each device of --devices
-          (cpu with torch using every core; cuda when present).
+          (cpu in one thread per core, AugMix, colour jitter, grayscale and the standardisation by the compiled
+          loops of `fgdi.kernels`; cuda, when present, by torch operations).
   --against REV  the tensor pipeline of git revision REV (its `fgdi/batches.py`, the rest of fgdi as it is now) on
           the same devices in the same rounds, with the ratio now / REV and whether both give the same batches (all of
           one epoch).

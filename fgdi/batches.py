@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torchvision.transforms as T
 from PIL import Image
 
+from . import kernels
 from .config import RunConfig, cache_dir
 from .data import read_image
 from .progress import progress_bar
@@ -24,14 +25,17 @@ from .transforms import (AugMix, InstanceNorm, PKSampler, build_transforms, to_t
                              FRAMING_RANGES, reframe)
 
 # %% auto #0
-__all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'FLOAT_BLOCK', 'BATCH_STEPS', 'RESIZE_NAMES',
-           'CPU_PART_BYTES', 'GROUP', 'cache_key', 'decode', 'image_cache', 'CachedImages', 'luma', 'grayscale',
-           'blend', 'enhance', 'brightness', 'contrast', 'saturation', 'hsv_tables', 'hue', 'pad', 'hflip', 'crop',
-           'pixels', 'shift', 'rotation_matrix', 'rotation_grid', 'apply_lut', 'histogram', 'autocontrast', 'equalize',
-           'posterize', 'solarize', 'rotate', 'shear_x', 'shear_y', 'translate_x', 'translate_y', 'BatchAugMix', 'Step',
-           'Maybe', 'Pad', 'Crop', 'Jitter', 'ToFloat', 'erase_boxes', 'box_mask', 'noise', 'Erase', 'Standardise',
-           'Normalise', 'batch_step', 'Restyle', 'Degrade', 'Reframe', 'BatchTransform', 'Batches', 'TensorBatches',
-           'test_batches']
+__all__ = ['RESIZE_METHODS', 'CACHE_FORMAT', 'HSV_SECTORS', 'TENSOR_OPS', 'FLOAT_BLOCK', 'CPU_KERNELS', 'KERNEL_CODES',
+           'MASKED_KERNELS', 'BATCH_STEPS', 'RESIZE_NAMES', 'CPU_PART_BYTES', 'GROUP', 'cache_key', 'decode',
+           'image_cache', 'CachedImages', 'luma', 'grayscale', 'blend', 'enhance', 'brightness', 'contrast',
+           'saturation', 'hsv_tables', 'hue_shift', 'hue', 'pad', 'hflip', 'crop', 'pixels', 'shift', 'rotation_matrix',
+           'rotation_grid', 'apply_lut', 'histogram', 'autocontrast', 'equalize', 'posterize_mask',
+           'solarize_threshold', 'rotate_degrees', 'shear_factor', 'translate_pixels', 'posterize', 'solarize',
+           'rotate', 'shear_x', 'shear_y', 'translate_x', 'translate_y', 'BatchAugMix', 'by_cpu_kernels',
+           'rotation_taps', 'kernel_params', 'cpu_augmix', 'Step', 'Maybe', 'Pad', 'Crop', 'Jitter', 'cpu_jitter',
+           'jitter_by_ops', 'ToFloat', 'erase_boxes', 'box_mask', 'noise', 'Erase', 'Standardise', 'Normalise',
+           'ToStandard', 'fused', 'batch_step', 'Restyle', 'Degrade', 'Reframe', 'BatchTransform', 'Batches',
+           'TensorBatches', 'test_batches']
 
 # %% ../nbs/07b_batches.ipynb #60e13e00
 RESIZE_METHODS = {'bicubic': Image.Resampling.BICUBIC, 'bilinear': Image.Resampling.BILINEAR}
@@ -182,6 +186,8 @@ def _look(table, idx):
     "`table[idx]` of a 1-d table (`index_select`: on the CPU far faster than indexing)."
     return table.index_select(0, idx.reshape(-1)).view(idx.shape)
 
+def hue_shift(factor): return torch.trunc(factor.double() * 255).int().remainder(256)
+
 def hue(x, factor):
     "torchvision's `adjust_hue` of a PIL image: PIL's 8-bit hue shifted by `int(factor * 255)` modulo 256."
     H, S, P, Q, T, SECTOR = hsv_tables(str(x.device))
@@ -191,7 +197,7 @@ def hue(x, factor):
     case = (~r_max).int() + b_max.int()  # which channel is the largest: 0 R, 1 G, 2 B
     h = _look(H, ((case * 256 + v - torch.where(r_max, g, r)) * 256 + v - torch.where(b_max, g, b)))
     s = _look(S, (v - low) * 256 + v).int()
-    shift = _col(torch.trunc(factor.double() * 255).int().remainder(256), x, torch.int32).view(-1, 1, 1)
+    shift = _col(hue_shift(factor), x, torch.int32).view(-1, 1, 1)
     h = (h.int() + shift) & 255
     sh, vd = s * 256 + h, v.double()
     q, t = ((vd * _look(W, sh)).add_(0.5).floor_().clamp_(0, 255).int() for W in (Q, T))
@@ -258,7 +264,7 @@ def _shear(x, level, sign, dim:int):
     """PIL's bilinear `AFFINE` shear of image k by a = ±0.03 u along `dim` (3: x, 2: y): the pixel at p along `dim`,
     q across it, samples p + 1/2 + a (q + 1/2), between its two neighbours along `dim`, as `Geometry.c` computes it."""
     n, c, h, w = x.shape
-    a = (sign * _div(level * 0.3, 10.)).to(x.device, torch.float64).view(n, 1, 1)
+    a = shear_factor(level, sign).to(x.device, torch.float64).view(n, 1, 1)
     ys = torch.arange(h, dtype=torch.float64, device=x.device).view(h, 1) + 0.5
     xs = torch.arange(w, dtype=torch.float64, device=x.device) + 0.5
     u = (xs + a * ys if dim == 3 else ys + a * xs).add_(0.0)  # + 0.0: the matrix's offset, which PIL adds too
@@ -298,17 +304,21 @@ def equalize(x, level=None, sign=None):
     return apply_lut(x, torch.where(keep, torch.arange(256, device=x.device), lut.clamp(max=255)))
 
 # %% ../nbs/07b_batches.ipynb #e3527993
-def posterize(x, level, sign=None):
-    bits = 4 - torch.trunc(_div(level * 4, 10.)).long()
-    return x & _col((256 - (1 << (8 - bits))).to(torch.uint8), x)
+def posterize_mask(level): return 256 - (1 << (8 - (4 - torch.trunc(_div(level * 4, 10.)).long())))  # 4 bits kept
+def solarize_threshold(level): return 256 - torch.trunc(_div(level * 256, 10.)).long()
+def rotate_degrees(level, sign): return sign * torch.trunc(_div(level * 30, 10.))
+def shear_factor(level, sign): return sign * _div(level * 0.3, 10.)
+def translate_pixels(level, sign, size:int): return (sign * torch.trunc(_div(_div(level * size, 3.), 10.))).long()
+
+def posterize(x, level, sign=None): return x & _col(posterize_mask(level).to(torch.uint8), x)
 
 def solarize(x, level, sign=None):
-    above = x >= _col(256 - torch.trunc(_div(level * 256, 10.)).long(), x)
+    above = x >= _col(solarize_threshold(level), x)
     return x ^ above.to(torch.uint8).mul_(255)  # 255 - v is v ^ 255 for a byte
 
 def rotate(x, level, sign):
     "PIL's `rotate(degrees)`, bilinear: one warp per angle drawn; 0° is a copy."
-    degrees, out = sign * torch.trunc(_div(level * 30, 10.)), x.clone()
+    degrees, out = rotate_degrees(level, sign), x.clone()
     for d in set(degrees.tolist()) - {0.0}:
         on = torch.from_numpy(np.flatnonzero(degrees.numpy() == d)).to(x.device)
         grid, inside = rotation_grid(d, x.shape[2], x.shape[3], str(x.device))
@@ -319,8 +329,7 @@ def rotate(x, level, sign):
 
 def shear_x(x, level, sign): return _shear(x, level, sign, 3)
 def shear_y(x, level, sign): return _shear(x, level, sign, 2)
-def _translate(x, level, sign, dim:int):
-    return shift(x, (sign * torch.trunc(_div(_div(level * x.shape[dim], 3.), 10.))).long(), dim)
+def _translate(x, level, sign, dim:int): return shift(x, translate_pixels(level, sign, x.shape[dim]), dim)
 
 def translate_x(x, level, sign): return _translate(x, level, sign, 3)
 def translate_y(x, level, sign): return _translate(x, level, sign, 2)
@@ -391,16 +400,56 @@ def _mix(self:BatchAugMix, x, chains, ws:torch.Tensor, m:torch.Tensor):
     return out
 
 # %% ../nbs/07b_batches.ipynb #51545030
+CPU_KERNELS = True  # on the CPU, steps run by `fgdi.kernels` where they have one (False: by the batch operations)
+def by_cpu_kernels(x:torch.Tensor) -> bool: return CPU_KERNELS and x.device.type == 'cpu'
+
+def _by_kernels(self:BatchAugMix, x) -> bool: return by_cpu_kernels(x) and all(op in KERNEL_CODES for op in self.ops)
+
 def _augment(self:BatchAugMix, x, ws, m, ops, level, sign):
+    "The AugMix of every image of `x`: by `cpu_augmix` on the CPU, else by the batch operations' chains and `mix`."
+    if self.by_kernels(x): return cpu_augmix(self, x, ws, m, ops, level, sign)
     return self.mix(x, self.chains(x, ops, level, sign), ws, m)
 
 def _apply_augmix(self:BatchAugMix, x:torch.Tensor, p:dict) -> torch.Tensor:
     "AugMix on the images that draw it, but for those whose float32 1 - m is 1: their mix truncates back to x."
     changed = p['apply'] & (np.float32(1 - p['m']) != 1)
-    return _update(x, changed, self.augment, p['ws'], p['m'], p['ops'], p['level'], p['sign'])
+    drawn = [p[k] for k in ('ws', 'm', 'ops', 'level', 'sign')]
+    if self.by_kernels(x): return cpu_augmix(self, x, *map(torch.as_tensor, drawn), on=changed)
+    return _update(x, changed, self.augment, *drawn)
 
 BatchAugMix.chains, BatchAugMix.mix, BatchAugMix.augment, BatchAugMix.apply = _chains, _mix, _augment, _apply_augmix
+BatchAugMix.by_kernels = _by_kernels
 BatchAugMix.size_after = lambda self, size: size
+
+# %% ../nbs/07b_batches.ipynb #51545032
+KERNEL_CODES = {TENSOR_OPS[name]: code for code, name in enumerate(kernels.KERNEL_OPS)}
+
+@functools.lru_cache(maxsize=16)
+def rotation_taps(angles:tuple, h:int, w:int) -> tuple:
+    "`kernels.affine_taps` of PIL's rotation by each of `angles` of an h × w image, stacked: (taps, weights)."
+    tables = [kernels.affine_taps(np.array(rotation_matrix(d, w, h)), h, w) for d in angles]
+    if not tables: return np.zeros((0, h * w, 4), np.int64), np.zeros((0, h * w, 2))
+    return tuple(np.stack(t) for t in zip(*tables))
+
+def kernel_params(codes:np.ndarray, level:torch.Tensor, sign:torch.Tensor, size:tuple) -> tuple:
+    "`kernels.augmix`'s float and int parameter of each operation `codes[...]`, and the rotations' taps and weights."
+    degrees = rotate_degrees(level, sign).numpy()
+    angles = tuple(sorted(set(degrees[codes == kernels.ROTATE].tolist()) - {0.0}))
+    turn = np.where(degrees == 0, -1, np.searchsorted(np.array(angles), degrees))  # its angle's taps; -1: 0°, a copy
+    ints = {kernels.POSTERIZE: posterize_mask(level), kernels.SOLARIZE: solarize_threshold(level),
+            kernels.TRANSLATE_X: translate_pixels(level, sign, size[1]), kernels.ROTATE: turn,
+            kernels.TRANSLATE_Y: translate_pixels(level, sign, size[0])}
+    k = np.select([codes == c for c in ints], [np.asarray(v) for v in ints.values()], 0)
+    f = np.where(np.isin(codes, (kernels.SHEAR_X, kernels.SHEAR_Y)), shear_factor(level, sign).numpy(), 0.0)
+    return f, k, *rotation_taps(angles, *size)
+
+def cpu_augmix(am:BatchAugMix, x, ws, m, ops, level, sign, on=None) -> torch.Tensor:
+    "`BatchAugMix.augment` by `kernels.augmix`, on the CPU, of the images where `on` (default: all); the rest as is."
+    codes = np.array([KERNEL_CODES[op] for op in am.ops])[ops.numpy()]
+    on, out = np.ones(len(x), bool) if on is None else np.asarray(on), torch.empty_like(x)
+    params = kernel_params(codes, level.double(), sign.double(), tuple(x.shape[2:]))
+    kernels.augmix(x.contiguous().numpy(), on, codes, *params, ws.double().numpy(), m.double().numpy(), out.numpy())
+    return out
 
 # %% ../nbs/07b_batches.ipynb #ae28f272
 class Step:
@@ -414,8 +463,14 @@ class Maybe(Step):
     p: float
     op: object
     def draw(self, rng, n, size): return dict(on=rng.random(n) < self.p)
-    def apply(self, x, q): return _update(x, q['on'], self.op)
+    def apply(self, x, q):
+        if not (by_cpu_kernels(x) and self.op in MASKED_KERNELS and q['on'].any()): return _update(x, q['on'], self.op)
+        out = torch.empty_like(x)
+        MASKED_KERNELS[self.op](x.contiguous().numpy(), np.asarray(q['on']), out.numpy())
+        return out
     def __repr__(self): return f"Maybe(p={self.p}, op={self.op.__name__})"
+
+MASKED_KERNELS = {grayscale: kernels.where_grey}  # op -> its CPU kernel, with a mask
 
 @dataclass
 class Pad(Step):
@@ -442,11 +497,24 @@ class Jitter(Step):
     def draw(self, rng, n, size):
         return dict(on=rng.random(n) < self.p, order=np.argsort(rng.random((n, 4)), 1),
                     factors=np.stack([rng.uniform(lo, hi, n) for lo, hi in self.ranges], 1))
-    def apply(self, x, q): return _update(x, q['on'], _jitter_in_order, q['order'], q['factors'])
+    def apply(self, x, q):
+        drawn = q['order'], q['factors']
+        if by_cpu_kernels(x): return cpu_jitter(x, *map(torch.as_tensor, drawn), on=q['on'])
+        return _update(x, q['on'], jitter_by_ops, *drawn)
 
-def _jitter_in_order(x, order, factors):
-    """Each image through brightness, contrast, saturation and hue in its own `order`, with its `factors` (n, 4): at
-    each place in the order one `enhance` of the images whose operation there is one of the first three, one `hue`."""
+def cpu_jitter(x, order, factors, on=None):
+    "`jitter_by_ops` by `kernels.jitter`, on the CPU, of the images where `on` (default: all); the rest as is."
+    on = np.ones(len(x), bool) if on is None else np.asarray(on)
+    out, tables = torch.empty_like(x), tuple(t.numpy() for t in hsv_tables('cpu'))
+    shifts = hue_shift(factors[:, 3]).numpy()
+    kernels.jitter(x.contiguous().numpy(), on, order.numpy(), factors.double().numpy(), shifts, tables,
+                   HSV_SECTORS.numpy(), out.numpy())
+    return out
+
+def jitter_by_ops(x, order, factors):
+    """Each image through brightness, contrast, saturation and hue in its own `order`, with its `factors` (n, 4), by
+    the batch operations: at each place in the order one `enhance` of the images whose operation there is one of the
+    first three, one `hue`."""
     for pos in range(4):
         op = order[:, pos].numpy()
         f, is_hue = factors.numpy()[np.arange(len(op)), op], op == 3
@@ -515,6 +583,25 @@ class Normalise(Step):
     def apply(self, x, q):
         v = lambda a: torch.tensor(a, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         return (x - v(self.mean)) / v(self.std)
+
+# %% ../nbs/07b_batches.ipynb #f4259045
+@dataclass
+class ToStandard(ToFloat):
+    "`ToFloat` then `Standardise(eps)` as one step: on the CPU one pass of `kernels.standardise`."
+    eps: float
+    def apply(self, x, q):
+        if not by_cpu_kernels(x): return Standardise(self.eps).apply(super().apply(x, q), q)
+        out = torch.empty(x.shape)
+        kernels.standardise(x.contiguous().numpy(), self.eps, out.numpy())
+        return out
+
+def fused(steps:list) -> list:
+    "`steps` with each `ToFloat` that a `Standardise` follows made one `ToStandard`."
+    out = []
+    for s in steps:
+        if isinstance(s, Standardise) and out and type(out[-1]) is ToFloat: out[-1] = ToStandard(s.eps)
+        else: out.append(s)
+    return out
 
 # %% ../nbs/07b_batches.ipynb #a86085ba
 def _jitter(t):
@@ -592,7 +679,7 @@ class BatchTransform:
             raise ValueError(f"the tensor pipeline needs a bicubic or bilinear T.Resize first, got {first!r}; "
                              "use RunConfig(augment='pil')")
         self.size, self.method = tuple(first.size), RESIZE_NAMES[first.interpolation]
-        self.steps = [batch_step(t) for t in rest]
+        self.steps = fused([batch_step(t) for t in rest])
         self.to_float = next((k for k, s in enumerate(self.steps) if isinstance(s, ToFloat)), len(self.steps))
 
     def draw(self, rng:np.random.Generator, n:int) -> list:

@@ -1,6 +1,6 @@
 "bench/input_bench.py stays runnable, and the tensor pipeline it times gives each image's own result exactly."
 import json, subprocess, sys
-import numpy as np, torch
+import numpy as np, pytest, torch
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1]/'bench'/'input_bench.py'
@@ -43,7 +43,7 @@ def _augmix_alone(am, x, q):
     out = x.float() * torch.tensor(1 - q['m'][0], dtype=torch.float32) + mixed * m
     return out.clamp(0, 255).to(torch.uint8)
 
-def _one_by_one(tf, x, params):
+def _one_by_one(tf, x, params, by_ops:bool):
     "Each image alone through every step with its own row of parameters: no grouping, no parts, no threads."
     from fgdi.batches import BatchAugMix
     out = []
@@ -51,15 +51,19 @@ def _one_by_one(tf, x, params):
         y = x[k:k + 1].clone()
         for step, q in zip(tf.steps, params):
             row = {key: v[k:k + 1] for key, v in q.items()}
-            y = _augmix_alone(step, y, row) if isinstance(step, BatchAugMix) else step.apply(y, row)
+            y = _augmix_alone(step, y, row) if by_ops and isinstance(step, BatchAugMix) else step.apply(y, row)
         out.append(y)
     return torch.cat(out)
 
-def test_batches_equal_one_image_at_a_time(monkeypatch):
-    "The batch path (ops grouped across samples and chains, parts in threads) gives each image's own result exactly."
+@pytest.mark.parametrize('path', ['kernels', 'ops'])
+def test_batches_equal_one_image_at_a_time(monkeypatch, path):
+    """The batch path (parts in threads; with the batch operations, as on CUDA, ops grouped across samples and
+    chains) gives each image's own result exactly."""
     import fgdi.batches as fb
     from fgdi.config import RunConfig
     from fgdi.transforms import build_transforms
+    if path == 'ops':  # the batch operations on the CPU, as they run on CUDA
+        monkeypatch.setattr(fb, 'CPU_KERNELS', False)
     cfg = RunConfig(size_train=(64, 32), pad=4, gray_prob=0.3, flip_prob=0.5, color_jitter_prob=0.5, augmix_prob=0.9,
                     style_aug=0.5, optics_aug=0.5, framing_aug=0.5, erasing_prob=0.5)
     tf = fb.BatchTransform(build_transforms(cfg, True))
@@ -67,6 +71,6 @@ def test_batches_equal_one_image_at_a_time(monkeypatch):
     x = torch.from_numpy(np.clip(np.cumsum(rng.integers(-9, 10, (23, 3, 64, 32)), 2) + 128, 0, 255).astype(np.uint8))
     monkeypatch.setattr(fb, 'CPU_PART_BYTES', x[0].numel() * 5)  # 6 parts (4 or 3 images) in 2 threads
     batch = tf(x.clone(), np.random.default_rng(7), threads=2)
-    alone = _one_by_one(tf, x, tf.draw(np.random.default_rng(7), len(x)))
+    alone = _one_by_one(tf, x, tf.draw(np.random.default_rng(7), len(x)), by_ops=path == 'ops')
     assert batch.shape == alone.shape == (23, 3, 64, 32)
     assert torch.equal(batch, alone)
