@@ -73,7 +73,7 @@ def batches_at(rev:str) -> types.ModuleType:
     if code.returncode: raise SystemExit(f'--against {rev}: {code.stderr.strip()}')
     name = 'fgdi_batches_at_' + re.sub(r'\W', '_', rev)
     mod = sys.modules[name] = types.ModuleType(name)  # dataclasses look their module up by name
-    source = re.sub(r'^from \.', 'from fgdi.', code.stdout, flags=re.M)
+    source = re.sub(r'^from \.( import)?', lambda m: 'from fgdi' + (m[1] or '.'), code.stdout, flags=re.M)
     exec(compile(source, f'{rev}:fgdi/batches.py', 'exec'), vars(mod))
     return mod
 
