@@ -424,11 +424,11 @@ BatchAugMix.size_after = lambda self, size: size
 # %% ../nbs/07b_batches.ipynb #51545032
 KERNEL_CODES = {TENSOR_OPS[name]: code for code, name in enumerate(kernels.KERNEL_OPS)}
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)  # 1 MB per angle at 256 × 128
 def rotation_taps(angles:tuple, h:int, w:int) -> tuple:
     "`kernels.affine_taps` of PIL's rotation by each of `angles` of an h × w image, stacked: (taps, weights)."
     tables = [kernels.affine_taps(np.array(rotation_matrix(d, w, h)), h, w) for d in angles]
-    if not tables: return np.zeros((0, h * w, 4), np.int64), np.zeros((0, h * w, 2))
+    if not tables: return np.zeros((0, h * w, 4), np.int32), np.zeros((0, h * w, 2))
     return tuple(np.stack(t) for t in zip(*tables))
 
 def kernel_params(codes:np.ndarray, level:torch.Tensor, sign:torch.Tensor, size:tuple) -> tuple:

@@ -86,7 +86,7 @@ def _shift(x, d, dim, out):
 @compiled
 def affine_taps(m, h, w):
     "The four flat input pixels (-1: outside) and two weights of each output pixel of `AFFINE` by `m`, h × w."
-    taps, weights = np.empty((h * w, 4), np.int64), np.zeros((h * w, 2))
+    taps, weights = np.empty((h * w, 4), np.int32), np.zeros((h * w, 2))
     for i in range(h):
         for j in range(w):
             xs, ys, p = j + 0.5, i + 0.5, i * w + j
