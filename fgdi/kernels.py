@@ -63,14 +63,11 @@ def _equalize(x, out):
 
 # %% ../nbs/07e_kernels.ipynb #ed697709
 @compiled
-def _bits(x, mask, invert_from, out):
-    "`v = x & mask`, inverted (`v ^ 255`) where `v >= invert_from`: posterize (`invert_from` 256) and solarize."
-    c, h, w = x.shape
-    for ch in range(c):
-        for i in range(h):
-            for j in range(w):
-                v = x[ch, i, j] & mask
-                out[ch, i, j] = v ^ 255 if v >= invert_from else v
+def _level_table(code, k, channels):
+    "Posterize's table (`v & k`, k its mask) or solarize's (`v ^ 255` from the threshold `k` on), for each channel."
+    lut = np.empty((channels, 256), np.uint8)
+    for v in range(256): lut[:, v] = v & k if code == POSTERIZE else (v ^ 255 if v >= k else v)
+    return lut
 
 @compiled
 def _shift(x, d, dim, out):
@@ -147,8 +144,7 @@ def _op(code, x, f, k, taps, weights, out):
     "AugMix's operation `code` on the image x with its float (f) and int (k) parameters."
     if code == AUTOCONTRAST: _autocontrast(x, out)
     elif code == EQUALIZE: _equalize(x, out)
-    elif code == POSTERIZE: _bits(x, np.uint8(k), 256, out)
-    elif code == SOLARIZE: _bits(x, np.uint8(255), k, out)
+    elif code == POSTERIZE or code == SOLARIZE: _lut(x, _level_table(code, k, x.shape[0]), out)
     elif code == ROTATE:
         if k < 0: _copy(x, out)
         else: _warp(x, taps[k], weights[k], out)
